@@ -1,0 +1,59 @@
+"""Login required everywhere, and an idle-session timeout: a workstation left alone logs out."""
+
+from django.conf import settings
+from django.contrib.auth import logout
+from django.contrib.auth.middleware import LoginRequiredMiddleware
+from django.shortcuts import redirect, resolve_url
+from django.utils import timezone
+from django.utils.http import urlencode
+
+SESSION_KEY = "itb_last_activity"
+
+
+def passive(view):
+    """Mark a view (banner or unread-count polling) as one that must not extend an idle session."""
+    view.itb_passive = True
+    return view
+
+
+class IdleSessionTimeoutMiddleware:
+    """Logs out a session idle for longer than ``SESSION_IDLE_TIMEOUT``.
+
+    Only requests a person makes count as activity: views marked ``@passive`` (background
+    polling) are served but do not move the idle clock, or an open tab would never time out.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        self._passive = False
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated and hasattr(request, "session"):
+            now = timezone.now().timestamp()
+            last = request.session.get(SESSION_KEY)
+            if last is not None and now - last > settings.SESSION_IDLE_TIMEOUT.total_seconds():
+                logout(request)
+                if request.path.startswith("/api/"):
+                    return self.get_response(request)
+                query = urlencode({"next": request.get_full_path(), "timeout": 1})
+                return redirect(f"{resolve_url(settings.LOGIN_URL)}?{query}")
+        response = self.get_response(request)
+        touched_by_person = not getattr(request, "itb_passive", False)
+        if user is not None and user.is_authenticated and hasattr(request, "session") and touched_by_person:
+            request.session[SESSION_KEY] = timezone.now().timestamp()
+        return response
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        view = getattr(view_func, "view_class", view_func)
+        if getattr(view_func, "itb_passive", False) or getattr(view, "itb_passive", False):
+            request.itb_passive = True
+
+
+class PagesLoginRequiredMiddleware(LoginRequiredMiddleware):
+    """Every page requires login. The API authenticates (token or session) and refuses on its own."""
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        if request.path_info.startswith("/api/"):
+            return None
+        return super().process_view(request, view_func, view_args, view_kwargs)

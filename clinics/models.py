@@ -1,0 +1,242 @@
+"""Clinics, staff memberships with roles, and the append-only access log."""
+
+import zoneinfo
+from decimal import Decimal
+
+from django.conf import settings
+from django.contrib.contenttypes.fields import GenericForeignKey
+from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from simple_history.models import HistoricalRecords
+
+
+def validate_timezone(value: str) -> None:
+    if value not in zoneinfo.available_timezones():
+        raise ValidationError(f"“{value}” is not a known time zone (for example America/Phoenix).")
+
+
+class ClinicQuerySet(models.QuerySet):
+    def for_user(self, user):
+        """The clinics a user may see: their active memberships, or every clinic for a superuser."""
+        if not user.is_authenticated or not user.is_active:
+            return self.none()
+        if user.is_superuser:
+            return self.all()
+        return self.filter(memberships__user=user, memberships__is_active=True).distinct()
+
+
+class Clinic(models.Model):
+    """A pump clinic and the settings its projections and alerts use (CLINICAL.md defaults)."""
+
+    name = models.CharField(max_length=200, unique=True)
+    timezone = models.CharField(max_length=64, default="America/Phoenix", validators=[validate_timezone])
+    phone = models.CharField(max_length=40, blank=True)
+
+    refill_margin_days = models.PositiveSmallIntegerField(
+        default=7,
+        validators=[MaxValueValidator(60)],
+        help_text="Days before the conservative alarm date (or drug expiry) that a refill is due.",
+    )
+    high_risk_extra_days = models.PositiveSmallIntegerField(
+        default=3,
+        validators=[MaxValueValidator(30)],
+        help_text="Extra margin for patients with a withdrawal-risk flag.",
+    )
+    overinfusion_allowance_pct = models.DecimalField(
+        max_digits=5,
+        decimal_places=2,
+        default=Decimal("5.00"),
+        validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("50"))],
+        help_text="Over-infusion the conservative projection assumes (%).",
+    )
+    small_reservoir_limit_ml = models.DecimalField(
+        max_digits=5,
+        decimal_places=2,
+        default=Decimal("20.00"),
+        help_text="Reservoirs up to this size use the small-reservoir discrepancy tolerance.",
+    )
+    discrepancy_small_reservoir_ml = models.DecimalField(
+        max_digits=5,
+        decimal_places=2,
+        default=Decimal("1.00"),
+        validators=[MinValueValidator(Decimal("0"))],
+        help_text="Residual tolerance (mL) for reservoirs up to the small-reservoir limit.",
+    )
+    discrepancy_large_reservoir_ml = models.DecimalField(
+        max_digits=5,
+        decimal_places=2,
+        default=Decimal("2.00"),
+        validators=[MinValueValidator(Decimal("0"))],
+        help_text="Residual tolerance (mL) for larger reservoirs.",
+    )
+    discrepancy_pct = models.DecimalField(
+        max_digits=5,
+        decimal_places=2,
+        default=Decimal("15.00"),
+        validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("100"))],
+        help_text="Residual tolerance as % of the expected residual (the larger tolerance applies).",
+    )
+    dose_change_limit_pct = models.DecimalField(
+        max_digits=5,
+        decimal_places=2,
+        default=Decimal("20.00"),
+        validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("100"))],
+        help_text="A dose change larger than this (%) needs an explicit confirmation.",
+    )
+    high_dose_threshold_mcg_per_day = models.DecimalField(
+        max_digits=8,
+        decimal_places=2,
+        default=Decimal("1000.00"),
+        validators=[MinValueValidator(Decimal("0"))],
+        help_text="A daily dose above this (mcg/day) needs an explicit confirmation.",
+    )
+    max_daily_dose_mcg_per_day = models.DecimalField(
+        max_digits=8,
+        decimal_places=2,
+        default=Decimal("3000.00"),
+        validators=[MinValueValidator(Decimal("0"))],
+        help_text="Hard limit: daily dose plus bolus allowance above this is refused (mcg/day).",
+    )
+    reminder_days = models.PositiveSmallIntegerField(
+        default=14,
+        validators=[MaxValueValidator(90)],
+        help_text="A pump is 'due soon' this many days before its refill due date.",
+    )
+    critical_hours = models.PositiveSmallIntegerField(
+        default=48,
+        validators=[MaxValueValidator(240)],
+        help_text="A pump is critical this many hours before its conservative alarm time.",
+    )
+    drift_alert_ratio = models.DecimalField(
+        max_digits=4,
+        decimal_places=2,
+        default=Decimal("1.10"),
+        validators=[MinValueValidator(Decimal("1.00"))],
+        help_text="A measured delivery ratio above this raises a physician review.",
+    )
+    appointment_grace_hours = models.PositiveSmallIntegerField(
+        default=2,
+        help_text="A refill appointment still open this long after its time is missed.",
+    )
+    replacement_warning_days = models.PositiveSmallIntegerField(
+        default=180,
+        help_text="Plan a pump replacement this many days before its ERI date.",
+    )
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    history = HistoricalRecords()
+
+    objects = ClinicQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(overinfusion_allowance_pct__gte=0), name="clinic_allowance_non_negative"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(drift_alert_ratio__gte=1), name="clinic_drift_ratio_at_least_one"
+            ),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def zone(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.timezone)
+
+    @property
+    def access_clinic_id(self) -> int:
+        return self.pk
+
+
+class Role(models.TextChoices):
+    NURSE = "nurse", "Nurse"
+    PHYSICIAN = "physician", "Physician"
+    CLINIC_ADMIN = "clinic_admin", "Clinic administrator"
+
+
+class MembershipQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(is_active=True, user__is_active=True)
+
+
+class Membership(models.Model):
+    """A user's role in one clinic. Memberships are deactivated, never deleted."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="memberships")
+    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="memberships")
+    role = models.CharField(max_length=20, choices=Role.choices)
+    on_call = models.BooleanField(default=False, help_text="Receives on-call escalations.")
+    phone = models.CharField(max_length=40, blank=True)
+    notification_email = models.EmailField(blank=True, help_text="Alerts go here (default: the user's email).")
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    history = HistoricalRecords()
+
+    objects = MembershipQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["clinic__name", "user__username"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "clinic"], name="membership_one_per_user_and_clinic"),
+            models.CheckConstraint(condition=models.Q(role__in=[r.value for r in Role]), name="membership_role_valid"),
+        ]
+
+    def __str__(self):
+        return f"{self.user} — {self.get_role_display()} at {self.clinic}"
+
+    @property
+    def email(self) -> str:
+        return self.notification_email or self.user.email
+
+    @property
+    def access_clinic_id(self) -> int:
+        return self.clinic_id
+
+
+class AccessLogQuerySet(models.QuerySet):
+    def update(self, **kwargs):  # pragma: no cover - guarded path
+        raise PermissionError("The access log is append-only.")
+
+    def delete(self):
+        raise PermissionError("The access log is append-only.")
+
+
+class AccessLog(models.Model):
+    """Append-only: who read which record, exported what, fetched which feed."""
+
+    class Action(models.TextChoices):
+        VIEW = "view", "Viewed"
+        EXPORT = "export", "Exported"
+        FEED = "feed", "Fetched feed"
+        API = "api", "Read through the API"
+
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, related_name="+")
+    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, null=True, related_name="+")
+    action = models.CharField(max_length=10, choices=Action.choices)
+    content_type = models.ForeignKey(ContentType, on_delete=models.PROTECT, null=True, blank=True)
+    object_id = models.PositiveBigIntegerField(null=True, blank=True)
+    subject = GenericForeignKey("content_type", "object_id")
+    detail = models.CharField(max_length=255, blank=True)
+
+    objects = AccessLogQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["content_type", "object_id", "at"])]
+
+    def __str__(self):
+        return f"{self.at:%Y-%m-%d %H:%M} {self.user} {self.action} {self.content_type}#{self.object_id}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise PermissionError("The access log is append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionError("The access log is append-only.")

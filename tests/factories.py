@@ -1,0 +1,80 @@
+"""Factory-built, synthetic test data (no real patient ever appears in a test)."""
+
+from datetime import date
+from decimal import Decimal
+
+import factory
+from django.contrib.auth import get_user_model
+
+from clinics.models import Clinic, Membership, Role
+from patients.models import DrugProduct, Patient, Pump, PumpModel
+
+PASSWORD = "correct-horse-battery-staple"
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ("username",)
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"staff{n}")
+    first_name = factory.Faker("first_name")
+    last_name = factory.Faker("last_name")
+    email = factory.LazyAttribute(lambda u: f"{u.username}@clinic.example")
+    password = factory.django.Password(PASSWORD)
+
+
+class ClinicFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Clinic
+
+    name = factory.Sequence(lambda n: f"Test Pump Clinic {n}")
+    timezone = "America/Phoenix"
+    phone = "+1 555 0100"
+
+
+class MembershipFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Membership
+
+    user = factory.SubFactory(UserFactory)
+    clinic = factory.SubFactory(ClinicFactory)
+    role = Role.NURSE
+
+
+def member(clinic, role=Role.NURSE, **user_fields):
+    """A user with one active membership of ``clinic`` in ``role``."""
+    user = UserFactory(**user_fields)
+    MembershipFactory(user=user, clinic=clinic, role=role)
+    return user
+
+
+def pump_model(name="SynchroMed II 40 mL", manufacturer="Medtronic") -> PumpModel:
+    return PumpModel.objects.get(manufacturer=manufacturer, name=name)
+
+
+def drug_product(concentration, name="Gablofen") -> DrugProduct:
+    return DrugProduct.objects.get(name=name, concentration_mcg_per_ml=Decimal(concentration))
+
+
+class PatientFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Patient
+
+    clinic = factory.SubFactory(ClinicFactory)
+    mrn = factory.Sequence(lambda n: f"TEST{n:06d}")
+    given_name = factory.Faker("first_name")
+    family_name = factory.Faker("last_name")
+    birth_date = date(1970, 1, 1)
+
+
+class PumpFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Pump
+
+    patient = factory.SubFactory(PatientFactory)
+    pump_model = factory.LazyFunction(pump_model)
+    serial_number = factory.Sequence(lambda n: f"SN{n:07d}")
+    implanted_on = date(2025, 6, 1)
+    lra_ml = factory.LazyAttribute(lambda p: p.pump_model.default_lra_ml)
