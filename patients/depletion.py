@@ -225,11 +225,12 @@ class Projection:
         return volume_at(fill, now)
 
 
-def status_at(projection: Projection, now: datetime) -> str:
+def status_at(projection, now: datetime) -> str:
     """``stopped`` when the rate now is zero; ``critical`` from ``critical_hours`` before the
     conservative LRA time, or once the drug has expired; ``overdue`` once the clinic's date is
     past the due date; ``due_soon`` within the reminder window of it; else ``ok``.
 
+    ``projection`` is a Projection or anything with the same four fields (the stored row).
     The one definition of status: the SQL annotation (patients/selectors.py) compares the same
     stored instants and is tested against this function.
     """

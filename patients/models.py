@@ -5,6 +5,7 @@ Clinical records keep their full history (django-simple-history) and are changed
 ``patients/services.py``, which saves through the ORM so each change is recorded with its actor.
 """
 
+from datetime import datetime
 from decimal import Decimal
 
 from django.conf import settings
@@ -14,6 +15,8 @@ from simple_history.models import HistoricalRecords
 
 from clinics.access import scope
 from clinics.models import Clinic
+
+from . import depletion
 
 VOLUME = {"max_digits": 6, "decimal_places": 2}  # mL, up to 9999.99
 DOSE = {"max_digits": 8, "decimal_places": 2}  # mcg/day
@@ -234,6 +237,9 @@ class PumpProjection(models.Model):
     overdue_from = models.DateTimeField()
     due_soon_from = models.DateTimeField()
     is_stopped = models.BooleanField(default=False)
+    # The fill's program segments [[start ISO, rate mL/day], …], so the volume at any moment can
+    # be computed from this row alone (lists show "reservoir now" without a query per pump).
+    segments = models.JSONField(default=list)
 
     class Meta:
         indexes = [
@@ -245,6 +251,24 @@ class PumpProjection(models.Model):
 
     def __str__(self):
         return f"Projection of {self.pump_id}"
+
+    def as_fill(self) -> depletion.Fill:
+        return depletion.Fill(
+            filled_at=self.filled_at,
+            volume_ml=self.reservoir_at_fill_ml,
+            segments=tuple(
+                depletion.Segment(start=datetime.fromisoformat(start), rate_ml_per_day=Decimal(rate))
+                for start, rate in self.segments
+            ),
+        )
+
+    def reservoir_ml_at(self, at) -> Decimal:
+        """Estimated volume at ``at`` (nominal rates, never below zero)."""
+        return depletion.volume_at(self.as_fill(), at)
+
+    def status_at(self, now) -> str:
+        # The one definition of status lives in the projection core; this row carries its inputs.
+        return depletion.status_at(self, now)
 
 
 class Program(models.Model):
