@@ -108,6 +108,7 @@ def _segment_rate(pump: Pump, program: Program) -> Decimal:
 
 def _fill_for(pump: Pump, refill: RefillVisit, programs: Iterable[Program], until: datetime | None = None):
     """The depletion Fill of ``refill``: its own program, then every later one before ``until``."""
+    programs = sorted(programs, key=lambda p: (p.effective_at, p.pk or 0))
     segments = [
         depletion.Segment(start=p.effective_at, rate_ml_per_day=_segment_rate(pump, p))
         for p in programs
@@ -431,18 +432,9 @@ def record_refill(
     if ordered_by is not None:
         _check_ordering_physician(pump, actor, ordered_by, errors)
 
-    expected = None
-    discrepancy = False
-    if previous is not None:
-        fill = _fill_for(pump, previous, pump.programs.order_by("effective_at", "id"))
-        expected = _q2(depletion.expected_residual_ml(fill, performed_at))
-        tolerance = _tolerance(pump, expected)
-        discrepancy = depletion.is_discrepant(expected, aspirated_ml, tolerance)
-        if discrepancy and not discrepancy_reason.strip():
-            errors["discrepancy_reason"] = (
-                f"Aspirated {_ml(aspirated_ml)} but {_ml(expected)} was expected (tolerance ±{_ml(tolerance)}): "
-                "document the reason. A physician will review this refill."
-            )
+    expected, discrepancy = _check_residual(
+        pump, previous, pump.programs.all(), performed_at, aspirated_ml, discrepancy_reason, errors
+    )
     if errors:
         _refuse(errors)
 
@@ -483,6 +475,29 @@ def record_refill(
     recompute_projection(pump, now)
     signals.refill_recorded.send(sender=RefillVisit, refill=refill, pump=pump, actor=actor, now=now)
     return refill
+
+
+def expected_residual_ml(pump: Pump, at: datetime) -> Decimal | None:
+    """What a refill at ``at`` should aspirate (None before the first fill): the form pre-fills it."""
+    previous = pump.refills.filter(performed_at__lt=at).order_by("-performed_at").first()
+    if previous is None:
+        return None
+    return _q2(depletion.expected_residual_ml(_fill_for(pump, previous, pump.programs.all()), at))
+
+
+def _check_residual(pump, previous, programs, at, aspirated_ml, reason, errors) -> tuple[Decimal | None, bool]:
+    """Expected residual and the discrepancy rule (CLINICAL.md "Refill visit" step 4)."""
+    if previous is None:
+        return None, False  # a first fill has no expected residual and no check
+    expected = _q2(depletion.expected_residual_ml(_fill_for(pump, previous, programs), at))
+    tolerance = _tolerance(pump, expected)
+    discrepancy = depletion.is_discrepant(expected, aspirated_ml, tolerance)
+    if discrepancy and not (reason or "").strip():
+        errors["discrepancy_reason"] = (
+            f"Aspirated {_ml(aspirated_ml)} but {_ml(expected)} was expected (tolerance ±{_ml(tolerance)}): "
+            "document the reason. A physician will review this refill."
+        )
+    return expected, discrepancy
 
 
 def _tolerance(pump: Pump, expected: Decimal) -> Decimal:
@@ -580,18 +595,15 @@ def amend_refill(*, refill: RefillVisit, actor, amend_reason: str, now: datetime
                 dose_change_confirmed=confirmed,
             )
         )
-    expected = None
-    discrepancy = False
-    if previous is not None:
-        fill = _fill_for(pump, previous, pump.programs.exclude(pk=program.pk).order_by("effective_at", "id"))
-        expected = _q2(depletion.expected_residual_ml(fill, values["performed_at"]))
-        tolerance = _tolerance(pump, expected)
-        discrepancy = depletion.is_discrepant(expected, values["aspirated_ml"], tolerance)
-        if discrepancy and not values["discrepancy_reason"].strip():
-            errors["discrepancy_reason"] = (
-                f"Aspirated {_ml(values['aspirated_ml'])} but {_ml(expected)} was expected "
-                f"(tolerance ±{_ml(tolerance)}): document the reason."
-            )
+    expected, discrepancy = _check_residual(
+        pump,
+        previous,
+        pump.programs.exclude(pk=program.pk),
+        values["performed_at"],
+        values["aspirated_ml"],
+        values["discrepancy_reason"],
+        errors,
+    )
     if errors:
         _refuse(errors)
 
