@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_FLOOR, Decimal
 from zoneinfo import ZoneInfo
 
@@ -64,9 +64,9 @@ def _days(delta: timedelta) -> Decimal:
     )
 
 
-def _floor_seconds(days: Decimal) -> timedelta:
-    """A duration in days as a timedelta rounded down to the whole second (the earlier, safe side)."""
-    seconds = (days * SECONDS_PER_DAY).to_integral_value(rounding=ROUND_FLOOR)
+def _floor_seconds(seconds: Decimal) -> timedelta:
+    """A duration in seconds as a timedelta rounded down to the whole second (the earlier, safe side)."""
+    seconds = seconds.to_integral_value(rounding=ROUND_FLOOR)
     return timedelta(seconds=int(seconds))
 
 
@@ -74,8 +74,9 @@ def _pieces(fill: Fill, until: datetime | None = None):
     """(start, end or None, rate) for each segment of the fill, clipped to the fill time."""
     segments = sorted(fill.segments, key=lambda s: s.start)
     for i, seg in enumerate(segments):
-        start = max(seg.start, fill.filled_at)
-        end = segments[i + 1].start if i + 1 < len(segments) else None
+        # Elapsed time: in UTC, so a daylight-saving change in the clinic's zone moves nothing.
+        start = max(seg.start, fill.filled_at).astimezone(UTC)
+        end = segments[i + 1].start.astimezone(UTC) if i + 1 < len(segments) else None
         if end is not None and end <= start:
             continue
         yield start, end, seg.rate_ml_per_day
@@ -84,6 +85,7 @@ def _pieces(fill: Fill, until: datetime | None = None):
 def consumed_ml(fill: Fill, at: datetime, factor: Decimal = ONE) -> Decimal:
     """Volume the programs would have drawn from the fill until ``at`` (rates times ``factor``)."""
     total = ZERO
+    at = at.astimezone(UTC)
     for start, end, rate in _pieces(fill):
         if at <= start:
             break
@@ -114,7 +116,7 @@ def time_reaching(fill: Fill, threshold_ml: Decimal, factor: Decimal = ONE) -> d
         span = None if end is None else _days(end - start)
         needed = remaining / effective
         if span is None or needed <= span:
-            return start + _floor_seconds(needed)
+            return start + _floor_seconds(remaining * SECONDS_PER_DAY / effective)
         remaining -= effective * span
     return None
 
@@ -133,7 +135,7 @@ def drug_expires_at(
 ) -> datetime:
     """min(fill + max days in pump, the vial's date): a vial dated for a day expires at that
     day's start in the clinic's zone (the safe side)."""
-    stability = filled_at + timedelta(days=max_days_in_pump)
+    stability = filled_at.astimezone(UTC) + timedelta(days=max_days_in_pump)
     if vial_expires_on is None:
         return stability
     return min(stability, start_of_day(vial_expires_on, zone))
