@@ -4,3 +4,6 @@ from django.apps import AppConfig
 class AlertsConfig(AppConfig):
     name = "alerts"
     verbose_name = "Alerts and escalation"
+
+    def ready(self):
+        from . import receivers  # noqa: F401

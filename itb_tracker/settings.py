@@ -222,12 +222,17 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "processed_folder": str(_broker_dir / "processed"),
         "store_processed": False,
     }
+    for _folder in ("queue", "control", "processed"):
+        (_broker_dir / _folder).mkdir(parents=True, exist_ok=True)
 else:
     # With Redis an unacknowledged task is redelivered after the visibility timeout; it must
     # stay above every countdown we use (a system check enforces it), or a delayed task would
     # be delivered twice. Deadlines live in the database, so countdowns stay short.
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
+        # Fail fast when Redis is down: the outbox keeps the work for the next scan.
+        "socket_connect_timeout": 5,
+        "socket_timeout": 10,
     }
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=None)
 CELERY_TASK_IGNORE_RESULT = CELERY_RESULT_BACKEND is None
@@ -244,7 +249,25 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 # Longest countdown any task is enqueued with (retry back-off is capped to it).
 CELERY_MAX_COUNTDOWN_SECONDS = env.int("CELERY_MAX_COUNTDOWN_SECONDS", default=900)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
-CELERY_BEAT_SCHEDULE = {}
+# --- Alerting -------------------------------------------------------------------------
+ALERT_SCAN_SECONDS = env.int("ALERT_SCAN_SECONDS", default=300)
+# A claimed escalation step is retried after this long if its scanner died mid-step.
+ALERT_STEP_LEASE_SECONDS = env.int("ALERT_STEP_LEASE_SECONDS", default=300)
+# A delivery not finished within its lease (a killed worker) is taken up again by the scan.
+NOTIFICATION_LEASE_SECONDS = env.int("NOTIFICATION_LEASE_SECONDS", default=120)
+# A pending notification handed to the broker but not consumed within this long is enqueued again.
+NOTIFICATION_REQUEUE_SECONDS = env.int("NOTIFICATION_REQUEUE_SECONDS", default=600)
+NOTIFICATION_MAX_ATTEMPTS = env.int("NOTIFICATION_MAX_ATTEMPTS", default=5)
+WEBHOOK_ALLOW_PRIVATE = env.bool("WEBHOOK_ALLOW_PRIVATE", default=False)
+HEARTBEAT_URL = env.str("HEARTBEAT_URL", default="")
+CELERY_BEAT_SCHEDULE = {
+    "alert-scan": {
+        "task": "alerts.scan",
+        "schedule": ALERT_SCAN_SECONDS,
+        # A scan that waited a whole period in the queue is stale: the next one supersedes it.
+        "options": {"expires": ALERT_SCAN_SECONDS},
+    },
+}
 
 # --- REST API ----------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -203,17 +203,19 @@ def recompute_projection(pump: Pump, now: datetime | None = None) -> PumpProject
             "segments": [[s.start.isoformat(), str(s.rate_ml_per_day)] for s in fill.segments],
         },
     )
-    signals.projection_changed.send(sender=Pump, pump=pump, now=now)
     return row
 
 
-def recompute_projections(pumps: Iterable[Pump], now: datetime | None = None) -> int:
+def recompute_projections(pumps: Iterable[Pump], now: datetime | None = None) -> list[int]:
+    """Recompute several pumps' projections and tell the alerting side once; returns their ids."""
     now = _now(now)
-    count = 0
+    ids = []
     for pump in pumps:
         recompute_projection(pump, now)
-        count += 1
-    return count
+        ids.append(pump.pk)
+    if ids:
+        signals.projections_changed.send(sender=Pump, pump_ids=ids, now=now)
+    return ids
 
 
 def _pumps_of(queryset):
@@ -705,7 +707,7 @@ def change_program(
         ),
         actor,
     )
-    recompute_projection(pump, now)
+    recompute_projections([pump], now)
     return program
 
 
@@ -757,7 +759,6 @@ def update_patient(*, patient: Patient, actor, now: datetime | None = None, **fi
     _full_clean(patient)
     _save(patient, actor)
     recompute_projections(_pumps_of(patient.pumps.all()), now)
-    signals.patient_changed.send(sender=Patient, patient=patient, now=_now(now))
     return patient
 
 
@@ -809,7 +810,7 @@ def update_pump(*, pump: Pump, actor, now: datetime | None = None, **fields) -> 
         _refuse(errors)
     _full_clean(pump)
     _save(pump, actor)
-    recompute_projection(pump, now)
+    recompute_projections([pump], now)
     return pump
 
 

@@ -8,11 +8,9 @@ from django.dispatch import Signal
 
 # refill, pump, actor, now, [amended, was_discrepant]
 refill_recorded = Signal()
-# pump, now: the stored projection changed (refill, program, settings)
-projection_changed = Signal()
+# pump_ids, now: stored projections changed outside a refill (program, pump, patient or clinic settings)
+projections_changed = Signal()
 # event, pump, emergency, now
 pump_event_recorded = Signal()
 # appointment, now
 appointment_changed = Signal()
-# patient, now (status or risk flags changed)
-patient_changed = Signal()

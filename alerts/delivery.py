@@ -1,0 +1,129 @@
+"""Delivering one notification, at least once and never after it was marked sent."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from .channels import Permanent, Transient, get_channel
+from .models import AlertEvent, FailingAddress, Notification
+
+log = logging.getLogger(__name__)
+
+
+def backoff_seconds(attempts: int) -> int:
+    """Exponential back-off: 30 s, 60 s, 120 s, … capped below the broker's visibility timeout."""
+    return min(30 * 2 ** max(attempts - 1, 0), settings.CELERY_MAX_COUNTDOWN_SECONDS)
+
+
+def claim(notification_id: int, now: datetime) -> bool:
+    """Compare-and-set: only a pending notification whose retry time has come is taken, with a lease.
+    A sent one is never pending again, so it is never sent twice by this path."""
+    return bool(
+        Notification.objects.filter(pk=notification_id, status=Notification.Status.PENDING)
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        .update(
+            status=Notification.Status.SENDING,
+            lease_until=now + timedelta(seconds=settings.NOTIFICATION_LEASE_SECONDS),
+            attempts=F("attempts") + 1,
+        )
+    )
+
+
+def deliver(notification_id: int, now: datetime | None = None) -> str:
+    """Send one notification. Returns what happened: sent, skipped, cancelled, retry, failed."""
+    now = now or timezone.now()
+    if not claim(notification_id, now):
+        return "skipped"
+    notification = Notification.objects.select_related("alert").get(pk=notification_id)
+    alert = notification.alert
+    if not alert.is_open:
+        Notification.objects.filter(pk=notification_id, status=Notification.Status.SENDING).update(
+            status=Notification.Status.CANCELLED
+        )
+        return "cancelled"
+    try:
+        get_channel(notification.channel).send(notification)
+    except Transient as exc:
+        return _retry_or_fail(notification, str(exc), now)
+    except Permanent as exc:
+        return _fail(notification, str(exc), now)
+    done = now
+    with transaction.atomic():
+        Notification.objects.filter(pk=notification_id, status=Notification.Status.SENDING).update(
+            status=Notification.Status.SENT, sent_at=done, lease_until=None, last_error=""
+        )
+        AlertEvent.objects.create(
+            alert=alert,
+            at=done,
+            kind=AlertEvent.Kind.DELIVERED,
+            detail=f"{notification.get_channel_display()} to {_who(notification)}",
+        )
+        FailingAddress.objects.filter(
+            clinic_id=alert.clinic_id,
+            channel=notification.channel,
+            address=notification.address,
+            cleared_at__isnull=True,
+        ).update(cleared_at=done)
+    return "sent"
+
+
+def _who(notification) -> str:
+    if notification.recipient_id:
+        return notification.recipient.get_username()
+    return "the clinic's webhook"
+
+
+def _retry_or_fail(notification, error: str, now: datetime) -> str:
+    if notification.attempts >= settings.NOTIFICATION_MAX_ATTEMPTS:
+        return _fail(notification, f"gave up after {notification.attempts} attempts: {error}", now)
+    delay = backoff_seconds(notification.attempts)
+    Notification.objects.filter(pk=notification.pk, status=Notification.Status.SENDING).update(
+        status=Notification.Status.PENDING,
+        next_attempt_at=now + timedelta(seconds=delay),
+        enqueued_at=now,
+        lease_until=None,
+        last_error=error[:500],
+    )
+    log.info("notification %s: attempt %s failed, retry in %ss", notification.pk, notification.attempts, delay)
+    from .tasks import deliver_notification
+
+    try:
+        deliver_notification.apply_async(args=[notification.pk], countdown=delay, retry=False)
+    except Exception:  # broker down: the scan's enqueue step takes it up at next_attempt_at
+        Notification.objects.filter(pk=notification.pk, status=Notification.Status.PENDING).update(enqueued_at=None)
+    return "retry"
+
+
+def _fail(notification, error: str, now: datetime) -> str:
+    alert = notification.alert
+    with transaction.atomic():
+        Notification.objects.filter(pk=notification.pk, status=Notification.Status.SENDING).update(
+            status=Notification.Status.FAILED, lease_until=None, last_error=error[:500]
+        )
+        failing, created = FailingAddress.objects.get_or_create(
+            clinic_id=alert.clinic_id,
+            channel=notification.channel,
+            address=notification.address,
+            defaults={"first_failed_at": now, "last_failed_at": now, "last_error": error[:500]},
+        )
+        if not created:
+            failing.last_failed_at = now
+            failing.last_error = error[:500]
+            if failing.cleared_at is not None:
+                failing.cleared_at = None
+                failing.first_failed_at = now
+            failing.save()
+        AlertEvent.objects.create(
+            alert=alert,
+            at=now,
+            kind=AlertEvent.Kind.FAILED,
+            detail=f"{notification.get_channel_display()} to {_who(notification)} failed: {error}"[:255],
+        )
+    log.warning("notification %s failed permanently: %s", notification.pk, error)
+    return "failed"

@@ -1,0 +1,116 @@
+"""The alerting side's answers to clinical writes (patients sends signals, never imports alerts).
+
+Receivers run inside the writing service's transaction: the alert commits with the record.
+"""
+
+import logging
+
+from django.db import transaction
+from django.db.models.signals import post_save
+from django.dispatch import receiver
+
+from clinics.models import Clinic
+from patients import signals
+from patients.models import PumpEvent, PumpProjection
+
+from . import engine
+from .models import REFILL_FAMILY, Alert, AlertKind, Severity
+from .policies import ensure_default_policies
+
+log = logging.getLogger(__name__)
+
+# How much above the alarm threshold a reported low-reservoir beep counts as unexpected (mL).
+LOW_BEEP_MISMATCH_ML = 1
+
+
+@receiver(post_save, sender=Clinic)
+def seed_policies_for_new_clinic(sender, instance, created, raw=False, **kwargs):
+    if created and not raw:
+        ensure_default_policies(instance)
+
+
+@receiver(signals.refill_recorded)
+def on_refill(sender, refill, pump, now, actor=None, amended=False, was_discrepant=False, **kwargs):
+    if not amended:
+        # A refill resolves the pump's refill, missed-appointment and alarm alerts.
+        engine.resolve_alerts(
+            Alert.objects.open().filter(
+                pump=pump, kind__in=[*REFILL_FAMILY, AlertKind.APPOINTMENT_MISSED, AlertKind.PUMP_ALARM]
+            ),
+            now,
+            f"Refill recorded at {refill.performed_at:%Y-%m-%d %H:%M} UTC",
+            actor,
+        )
+    if refill.discrepancy:
+        engine.raise_alert(
+            pump_id=pump.pk,
+            clinic_id=pump.patient.clinic_id,
+            kind=AlertKind.RESIDUAL_DISCREPANCY,
+            severity=Severity.REVIEW,
+            now=now,
+            detail="Residual out of tolerance: physician review",
+        )
+    engine.evaluate_conditions(now, pump_ids=[pump.pk])
+
+
+@receiver(signals.pump_event_recorded)
+def on_pump_event(sender, event, pump, emergency, now, **kwargs):
+    high_risk = pump.patient.has_withdrawal_risk
+    if emergency:
+        engine.raise_alert(
+            pump_id=pump.pk,
+            clinic_id=pump.patient.clinic_id,
+            kind=AlertKind.PUMP_ALARM,
+            severity=Severity.EMERGENCY,
+            now=now,
+            detail=f"{event.get_kind_display()} reported: emergency",
+        )
+    elif event.kind == PumpEvent.Kind.LOW_RESERVOIR_ALARM:
+        projection = PumpProjection.objects.filter(pump=pump).first()
+        expected_ml = projection.reservoir_ml_at(event.occurred_at) if projection else None
+        mismatch = expected_ml is None or expected_ml > pump.lra_ml + LOW_BEEP_MISMATCH_ML
+        severity = engine.severity_for(AlertKind.REFILL_OVERDUE, high_risk)  # urgent: a refill within days
+        if mismatch:
+            severity = max(severity, Severity.CRITICAL)
+        detail = "Low-reservoir alarm reported"
+        if mismatch:
+            detail += (
+                f"; MISMATCH: the app expected {expected_ml:.1f} mL"
+                if expected_ml is not None
+                else "; MISMATCH: no fill on record"
+            )
+        engine.raise_alert(
+            pump_id=pump.pk,
+            clinic_id=pump.patient.clinic_id,
+            kind=AlertKind.PUMP_ALARM,
+            severity=severity,
+            now=now,
+            detail=detail,
+        )
+    else:
+        return
+    _wake_scan_after_commit()
+
+
+@receiver(signals.appointment_changed)
+def on_appointment(sender, appointment, now, **kwargs):
+    engine.evaluate_conditions(now, pump_ids=[appointment.pump_id])
+
+
+@receiver(signals.projections_changed)
+def on_projections(sender, pump_ids, now, **kwargs):
+    engine.evaluate_conditions(now, pump_ids=pump_ids)
+
+
+def _wake_scan_after_commit():
+    """An emergency should not wait for the next beat: ask for a scan as soon as this commits."""
+
+    def enqueue():
+        from .tasks import scan
+
+        try:
+            scan.apply_async(retry=False)
+        except Exception as exc:  # broker down: beat's next scan (or `manage.py escalate`) takes it up
+            log.warning("could not enqueue an immediate scan: %s", exc)
+
+    transaction.on_commit(enqueue)

@@ -1,0 +1,80 @@
+"""Writes people make on alerts: acknowledge, resolve, and clinic admins' webhooks."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timedelta
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from . import engine
+from .models import Alert, AlertEvent, Channel, Notification, Webhook
+
+
+@transaction.atomic
+def acknowledge_alert(*, alert: Alert, actor, now: datetime | None = None) -> Alert:
+    """Someone is on it: repeats pause until the policy's re-alert interval, then notify again
+    if still unresolved. A worsening condition escalates regardless."""
+    now = now or timezone.now()
+    if not actor.has_perm("alerts.acknowledge", alert):
+        raise PermissionDenied
+    alert = Alert.objects.select_for_update().get(pk=alert.pk)
+    if alert.status != Alert.Status.TRIGGERED:
+        raise ValidationError({"status": f"This alert is already {alert.get_status_display().lower()}."})
+    minutes = (alert.policy_snapshot or {}).get("realert_minutes") or 240
+    alert.status = Alert.Status.ACKNOWLEDGED
+    alert.acknowledged_at = now
+    alert.acknowledged_by = actor
+    alert.next_step_at = now + timedelta(minutes=minutes)
+    alert.save(update_fields=["status", "acknowledged_at", "acknowledged_by", "next_step_at"])
+    Notification.objects.filter(alert=alert, channel=Channel.IN_APP, read_at__isnull=True).update(read_at=now)
+    AlertEvent.objects.create(
+        alert=alert,
+        at=now,
+        kind=AlertEvent.Kind.ACKNOWLEDGED,
+        actor=actor,
+        detail=f"Repeats paused; re-alert at {alert.next_step_at:%Y-%m-%d %H:%M} UTC if unresolved",
+    )
+    return alert
+
+
+@transaction.atomic
+def resolve_alert(*, alert: Alert, actor, reason: str, now: datetime | None = None) -> Alert:
+    """Close an alert by hand (a physician's review done, an alarm dealt with)."""
+    now = now or timezone.now()
+    if not actor.has_perm("alerts.acknowledge", alert):
+        raise PermissionDenied
+    if not (reason or "").strip():
+        raise ValidationError({"reason": "Say how it was resolved."})
+    if not alert.is_open:
+        raise ValidationError({"status": "This alert is already resolved."})
+    engine.resolve_alerts(Alert.objects.filter(pk=alert.pk), now, reason.strip(), actor)
+    alert.refresh_from_db()
+    return alert
+
+
+def mark_read(*, user, alert: Alert, now: datetime | None = None) -> int:
+    return Notification.objects.filter(
+        alert=alert, recipient=user, channel=Channel.IN_APP, read_at__isnull=True
+    ).update(read_at=now or timezone.now())
+
+
+@transaction.atomic
+def add_webhook(*, clinic, actor, url: str) -> Webhook:
+    """Clinic admins only. The destination is checked now as it will be at every send."""
+    from .channels import DeliveryError
+    from .channels.webhook import check_destination
+
+    if not actor.has_perm("clinics.manage_clinic", clinic):
+        raise PermissionDenied
+    try:
+        check_destination(url)
+    except DeliveryError as exc:
+        raise ValidationError({"url": str(exc)}) from None
+    hook = Webhook(clinic=clinic, url=url, secret=secrets.token_hex(32))
+    hook._history_user = actor
+    hook.full_clean()
+    hook.save()
+    return hook
