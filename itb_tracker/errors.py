@@ -18,4 +18,7 @@ class NoRequestDataExceptionReporter(ExceptionReporter):
         ):
             data.pop(key, None)
         data["request"] = None
+        # Frame locals can hold form values and query strings (an MRN, a name): drop them too.
+        for frame in data.get("frames", []):
+            frame["vars"] = []
         return data

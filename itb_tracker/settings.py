@@ -84,6 +84,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "csp.context_processors.nonce",
+                "alerts.context_processors.alerting",
             ],
         },
     },
@@ -207,6 +208,8 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
+        # Replaces Django's default "django" logger config, whose AdminEmailHandler would mail reports.
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
     },
 }
@@ -293,6 +296,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "AppointmentKindEnum": "patients.models.Appointment.Kind",
+        "PumpEventKindEnum": "patients.models.PumpEvent.Kind",
+        "AppointmentStatusEnum": "patients.models.Appointment.Status",
+    },
 }
 
 # --- Application -------------------------------------------------------------------
