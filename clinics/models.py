@@ -11,9 +11,12 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from simple_history.models import HistoricalRecords
 
+# Zone names that exist but would give a clinic the server's zone or none at all.
+NOT_A_CLINIC_ZONE = {"localtime", "posixrules", "Factory"}
+
 
 def validate_timezone(value: str) -> None:
-    if value not in zoneinfo.available_timezones():
+    if value not in zoneinfo.available_timezones() or value in NOT_A_CLINIC_ZONE:
         raise ValidationError(f"“{value}” is not a known time zone (for example America/Phoenix).")
 
 

@@ -1,10 +1,17 @@
 """Read queries for pages, the API and the alert scan: scoped, a constant number of queries."""
 
-from django.db.models import Case, IntegerField, OuterRef, Q, QuerySet, Subquery, Value, When
+from collections import defaultdict
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.contrib.auth import get_user_model
+from django.db.models import Case, Count, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Value, When
 from django.db.models import CharField as CharFieldType
 
+from clinics.models import Membership, Role
+
 from . import depletion
-from .models import Pump, RefillVisit
+from .models import Appointment, DrugProduct, Program, Pump, RefillVisit
 
 # Worklist order: most urgent first (DESIGN.md), then pumps with no projection yet.
 URGENCY = {
@@ -15,6 +22,7 @@ URGENCY = {
     depletion.OK: 4,
 }
 NEVER_FILLED = "never_filled"
+OPEN_ALERT_STATUSES = ("triggered", "acknowledged")
 
 
 def status_expression(now, prefix: str = "projection__"):
@@ -70,12 +78,263 @@ def pumps_with_status(queryset: QuerySet, status: str, now) -> QuerySet:
     raise ValueError(f"unknown status {status!r}")
 
 
-def pumps_for_list(user):
-    """The user's clinics' pumps with patient, model and last refill time in one query."""
-    last_refill = RefillVisit.objects.filter(pump=OuterRef("pk")).order_by("-performed_at").values("performed_at")[:1]
-    return (
+def worklist(user, now, *, status: str = "", nurse_id: int | None = None, clinic_id: int | None = None, search=""):
+    """The user's clinics' pumps in service, most urgent first, in one query whatever their number.
+
+    Each pump carries ``refill_status``, ``urgency``, its patient, clinic, model, assigned nurse and
+    stored projection, the stop reason of the program in effect (a stopped pump says why) and its
+    next open appointment.
+    """
+    program_now = Program.objects.filter(pump=OuterRef("pk"), effective_at__lte=now).order_by("-effective_at", "-id")
+    next_appointment = Appointment.objects.filter(pump=OuterRef("pk"), status=Appointment.Status.SCHEDULED).order_by(
+        "scheduled_for", "id"
+    )
+    queryset = (
         Pump.objects.for_user(user)
+        .in_service()
         .select_related("patient", "patient__clinic", "pump_model", "assigned_nurse", "projection")
-        .annotate(last_refill_at=Subquery(last_refill))
-        .order_by("patient__family_name", "patient__given_name", "id")
+        .annotate(
+            stop_reason=Subquery(program_now.values("stop_reason")[:1]),
+            next_appointment_at=Subquery(next_appointment.values("scheduled_for")[:1]),
+            next_appointment_kind=Subquery(next_appointment.values("kind")[:1]),
+            # The alerting side's rows, read by their reverse name: no import of alerts (DESIGN.md).
+            open_alerts=Count("alerts", filter=Q(alerts__status__in=OPEN_ALERT_STATUSES), distinct=True),
+        )
+    )
+    if status == NEVER_FILLED:
+        queryset = queryset.filter(projection__isnull=True)
+    elif status:
+        queryset = pumps_with_status(queryset, status, now)
+    if nurse_id is not None:
+        queryset = queryset.filter(assigned_nurse_id=nurse_id)
+    if clinic_id is not None:
+        queryset = queryset.filter(patient__clinic_id=clinic_id)
+    for word in str(search).split():
+        queryset = queryset.filter(
+            Q(patient__family_name__icontains=word)
+            | Q(patient__given_name__icontains=word)
+            | Q(patient__mrn__icontains=word)
+        )
+    return with_status(queryset, now).order_by(
+        "urgency",
+        F("projection__critical_from").asc(nulls_last=True),
+        F("projection__refill_due_on").asc(nulls_last=True),
+        "patient__family_name",
+        "patient__given_name",
+        "id",
+    )
+
+
+def care_staff_of(clinic_ids):
+    """Active nurses and physicians of the given clinics (None: every clinic), for pickers."""
+    User = get_user_model()
+    memberships = Membership.objects.active().filter(role__in=[Role.NURSE, Role.PHYSICIAN])
+    if clinic_ids is not None:
+        memberships = memberships.filter(clinic_id__in=clinic_ids)
+    return User.objects.filter(pk__in=memberships.values("user_id")).order_by("last_name", "first_name", "username")
+
+
+def physicians_of(clinic_id):
+    User = get_user_model()
+    memberships = Membership.objects.active().filter(role=Role.PHYSICIAN, clinic_id=clinic_id)
+    return User.objects.filter(pk__in=memberships.values("user_id")).order_by("last_name", "first_name", "username")
+
+
+# --- the pump page ------------------------------------------------------------------------
+
+
+def pumps_for_page(user):
+    """The user's clinics' pumps with what a pump page shows up front (look one up: 404 outside)."""
+    return Pump.objects.for_user(user).select_related(
+        "patient", "patient__clinic", "pump_model", "assigned_nurse", "projection"
+    )
+
+
+def program_in_effect(programs, at):
+    """The program in effect at ``at`` from an ordered list of the pump's programs (no query)."""
+    current = None
+    for program in programs:
+        if program.effective_at <= at:
+            current = program
+    return current
+
+
+@dataclass
+class ChangeEntry:
+    """One change of one record, for the pump page's history: who, when, what changed."""
+
+    at: object
+    user: object
+    record: str
+    kind: str  # created, changed, deleted
+    reason: str
+    changes: list  # [(field label, old, new)]
+
+
+# Fields whose history says nothing to staff (bookkeeping).
+_HIDDEN_HISTORY_FIELDS = {"id", "created_at", "reservoir_ml", "status_changed_at"}
+
+
+def _history_value(field, value, users):
+    if value is None or value == "":
+        return "—"
+    if field.is_relation:
+        if field.related_model is get_user_model():
+            user = users.get(value)
+            return (user.get_full_name() or user.username) if user else f"user #{value}"
+        return f"#{value}"
+    if getattr(field, "choices", None):
+        return dict(field.flatchoices).get(value, value)
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def change_history(sources, limit: int = 60) -> tuple[list[ChangeEntry], bool]:
+    """The recent changes of several records, newest first, with field diffs; and whether more exist.
+
+    ``sources`` is a list of (label, history queryset), the label a string or a function of the
+    history row ("Refill 2026-01-05"). One query per source, plus one for the people named in
+    the diffs: consecutive history rows of one object are compared in Python (``diff_against``
+    with raw keys queries nothing).
+    """
+    rows_by_object = defaultdict(list)
+    for label, history in sources:
+        # Insertion order pairs each change with the one before it (dates can tie).
+        for row in history.select_related("history_user").order_by("history_id"):
+            rows_by_object[(history.model, row.id)].append((label(row) if callable(label) else label, row))
+    user_ids = set()
+    for rows in rows_by_object.values():
+        for _label, row in rows:
+            for field in row.instance_type._meta.concrete_fields:
+                if field.is_relation and field.related_model is get_user_model():
+                    user_ids.add(getattr(row, field.attname))
+    users = get_user_model().objects.in_bulk([u for u in user_ids if u is not None])
+    entries = []
+    for rows in rows_by_object.values():
+        previous = None
+        for label, row in rows:
+            meta = row.instance_type._meta
+            changes = []
+            if previous is not None and row.history_type == "~":
+                delta = row.diff_against(previous)
+                for change in delta.changes:
+                    if change.field in _HIDDEN_HISTORY_FIELDS:
+                        continue
+                    field = meta.get_field(change.field)
+                    changes.append(
+                        (
+                            str(field.verbose_name),
+                            _history_value(field, change.old, users),
+                            _history_value(field, change.new, users),
+                        )
+                    )
+            kind = {"+": "created", "~": "changed", "-": "deleted"}[row.history_type]
+            if kind == "changed" and not changes and not row.history_change_reason:
+                previous = row
+                continue
+            entries.append(
+                ChangeEntry(
+                    at=row.history_date,
+                    user=row.history_user,
+                    record=label,
+                    kind=kind,
+                    reason=row.history_change_reason or "",
+                    changes=changes,
+                )
+            )
+            previous = row
+    entries.sort(key=lambda e: e.at, reverse=True)
+    return entries[:limit], len(entries) > limit
+
+
+# --- the refill form's live preview -----------------------------------------------------------
+
+
+@dataclass
+class RefillPreview:
+    """What a refill with the typed values would give, computed without saving anything."""
+
+    rate_ml_per_day: Decimal
+    total_mcg_per_day: Decimal
+    daily_dose_mcg: Decimal
+    bolus_mcg_per_day: Decimal
+    concentration_mcg_per_ml: Decimal
+    expected_residual_ml: Decimal | None
+    tolerance_ml: Decimal | None
+    out_of_tolerance: bool
+    reference_dose_mcg: Decimal | None
+    dose_change_pct: Decimal | None
+    projection: depletion.Projection
+    status: str
+
+
+def preview_refill(
+    pump: Pump,
+    *,
+    performed_at,
+    aspirated_ml: Decimal | None,
+    volume_added_ml: Decimal,
+    concentration_mcg_per_ml: Decimal,
+    daily_dose_mcg: Decimal | None,
+    bolus_mcg_per_day: Decimal = Decimal("0"),
+    drug_product: DrugProduct | None = None,
+    drug_expires_on=None,
+    now,
+) -> RefillPreview:
+    """The projection a refill would start, with the same depletion functions and the same
+    inputs as ``services.record_refill`` (expected residual, delivery samples, margins), on
+    unsaved objects: nothing is written. The service stays the judge of the rules on save."""
+    # Imported here: services imports this module's neighbours, not the other way round.
+    from . import services
+
+    if pump.pump_model.is_constant_flow and daily_dose_mcg is None and pump.flow_rate_ml_per_day:
+        daily_dose_mcg = (pump.flow_rate_ml_per_day * concentration_mcg_per_ml).quantize(Decimal("0.01"))
+    daily_dose_mcg = daily_dose_mcg if daily_dose_mcg is not None else Decimal("0")
+    earlier_refills = list(
+        pump.refills.filter(performed_at__lt=performed_at).select_related("drug_product").order_by("performed_at")
+    )
+    earlier_programs = list(pump.programs.filter(effective_at__lt=performed_at).order_by("effective_at", "id"))
+    previous = earlier_refills[-1] if earlier_refills else None
+
+    expected, tolerance, out_of_tolerance = services.residual_check(
+        pump, previous, earlier_programs, performed_at, aspirated_ml
+    )
+
+    program = Program(
+        pump=pump,
+        effective_at=performed_at,
+        concentration_mcg_per_ml=concentration_mcg_per_ml,
+        daily_dose_mcg=daily_dose_mcg,
+        bolus_mcg_per_day=bolus_mcg_per_day,
+    )
+    refill = RefillVisit(
+        pump=pump,
+        performed_at=performed_at,
+        aspirated_ml=aspirated_ml if aspirated_ml is not None else Decimal("0"),
+        volume_added_ml=volume_added_ml,
+        drug_product=drug_product,
+        concentration_mcg_per_ml=concentration_mcg_per_ml,
+        drug_expires_on=drug_expires_on,
+        discrepancy=out_of_tolerance,
+    )
+    at = max(now, performed_at)
+    projection, fill = services.project_record(pump, [*earlier_refills, refill], [*earlier_programs, program], at)
+    reference = next((p.daily_dose_mcg for p in reversed(earlier_programs) if p.daily_dose_mcg > 0), None)
+    change_pct = None
+    if reference and daily_dose_mcg > 0:
+        change_pct = (abs(daily_dose_mcg - reference) / reference * 100).quantize(Decimal("1"))
+    return RefillPreview(
+        rate_ml_per_day=fill.segments[0].rate_ml_per_day if fill.segments else Decimal("0"),
+        total_mcg_per_day=daily_dose_mcg + bolus_mcg_per_day,
+        daily_dose_mcg=daily_dose_mcg,
+        bolus_mcg_per_day=bolus_mcg_per_day,
+        concentration_mcg_per_ml=concentration_mcg_per_ml,
+        expected_residual_ml=expected,
+        tolerance_ml=tolerance,
+        out_of_tolerance=out_of_tolerance,
+        reference_dose_mcg=reference,
+        dose_change_pct=change_pct,
+        projection=projection,
+        status=projection.status(at),
     )

@@ -16,6 +16,7 @@ from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
+from django.utils.text import Truncator
 
 from clinics.access import role_in
 from clinics.models import Clinic, Role
@@ -148,9 +149,15 @@ def compute_projection(pump: Pump, now: datetime | None = None) -> depletion.Pro
 
 def _project(pump: Pump, now: datetime):
     refills = list(pump.refills.select_related("drug_product").order_by("performed_at"))
+    programs = list(pump.programs.order_by("effective_at", "id"))
+    return project_record(pump, refills, programs, now)
+
+
+def project_record(pump: Pump, refills: list[RefillVisit], programs: list[Program], now: datetime):
+    """(projection, fill) of a pump's record — saved rows, or unsaved ones for the refill form's
+    preview — from its last refill; (None, None) when it was never filled."""
     if not refills:
         return None, None
-    programs = list(pump.programs.order_by("effective_at", "id"))
     last = refills[-1]
     clinic = pump.patient.clinic
     fill = _fill_for(pump, last, programs)
@@ -487,13 +494,19 @@ def expected_residual_ml(pump: Pump, at: datetime) -> Decimal | None:
     return _q2(depletion.expected_residual_ml(_fill_for(pump, previous, pump.programs.all()), at))
 
 
-def _check_residual(pump, previous, programs, at, aspirated_ml, reason, errors) -> tuple[Decimal | None, bool]:
-    """Expected residual and the discrepancy rule (CLINICAL.md "Refill visit" step 4)."""
+def residual_check(pump: Pump, previous, programs, at: datetime, aspirated_ml: Decimal | None):
+    """(expected residual, tolerance, out of tolerance) of a refill at ``at`` after ``previous``
+    (CLINICAL.md "Refill visit" step 4). A first fill has none and is never out of tolerance."""
     if previous is None:
-        return None, False  # a first fill has no expected residual and no check
+        return None, None, False
     expected = _q2(depletion.expected_residual_ml(_fill_for(pump, previous, programs), at))
     tolerance = _tolerance(pump, expected)
-    discrepancy = depletion.is_discrepant(expected, aspirated_ml, tolerance)
+    out = aspirated_ml is not None and depletion.is_discrepant(expected, aspirated_ml, tolerance)
+    return expected, tolerance, out
+
+
+def _check_residual(pump, previous, programs, at, aspirated_ml, reason, errors) -> tuple[Decimal | None, bool]:
+    expected, tolerance, discrepancy = residual_check(pump, previous, programs, at, aspirated_ml)
     if discrepancy and not (reason or "").strip():
         errors["discrepancy_reason"] = (
             f"Aspirated {_ml(aspirated_ml)} but {_ml(expected)} was expected (tolerance ±{_ml(tolerance)}): "
@@ -615,7 +628,8 @@ def amend_refill(*, refill: RefillVisit, actor, amend_reason: str, now: datetime
     program.daily_dose_mcg = values["daily_dose_mcg"]
     program.bolus_mcg_per_day = values["bolus_mcg_per_day"]
     program.stop_reason = values["stop_reason"].strip() if values["daily_dose_mcg"] == 0 else ""
-    program._change_reason = f"Refill amended: {amend_reason.strip()}"
+    # History's change-reason column is short; the full reason is on the refill itself.
+    program._change_reason = Truncator(f"Refill amended: {amend_reason.strip()}").chars(100)
     _save(program, actor)
     for field in (
         "performed_at",
@@ -634,7 +648,7 @@ def amend_refill(*, refill: RefillVisit, actor, amend_reason: str, now: datetime
     refill.discrepancy = discrepancy
     refill.amended_at = now
     refill.amend_reason = amend_reason.strip()
-    refill._change_reason = amend_reason.strip()
+    refill._change_reason = Truncator(amend_reason.strip()).chars(100)
     _save(refill, actor)
     recompute_projection(pump, now)
     signals.refill_recorded.send(
@@ -738,6 +752,14 @@ def _full_clean(instance, exclude=None):
         instance.full_clean(exclude=exclude)
     except ValidationError as exc:
         raise Refusal(exc.message_dict) from None
+
+
+@transaction.atomic
+def create_pump_model(*, actor, **fields) -> PumpModel:
+    """A catalogue entry (superusers only)."""
+    pump_model = PumpModel(**fields)
+    _full_clean(pump_model)
+    return _save(pump_model, actor)
 
 
 @transaction.atomic

@@ -5,4 +5,13 @@ from . import views
 urlpatterns = [
     path("", views.home, name="home"),
     path("patients/<int:pk>/", views.patient_detail, name="patient-detail"),
+    path("pumps/<int:pk>/", views.pump_detail, name="pump-detail"),
+    path("pumps/<int:pk>/refill/", views.refill_create, name="refill-create"),
+    path("pumps/<int:pk>/refill/preview/", views.refill_preview, name="refill-preview"),
+    path("pumps/<int:pk>/appointments/new/", views.appointment_create, name="appointment-create"),
+    path("pumps/<int:pk>/event/", views.pump_event, name="pump-event"),
+    path("refills/<int:pk>/card/", views.refill_card, name="refill-card"),
+    path("refills/<int:pk>/amend/", views.refill_amend, name="refill-amend"),
+    path("appointments/<int:pk>/<str:action>/", views.appointment_status, name="appointment-status"),
+    path("schedule/", views.schedule_week, name="schedule-week"),
 ]

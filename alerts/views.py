@@ -1,0 +1,96 @@
+"""The alert inbox, each alert's page (acknowledge and resolve by POST), and the polled status."""
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from clinics.access import scope
+from clinics.middleware import passive
+from clinics.models import Role
+
+from . import services
+from .models import Alert, FailingAddress, Notification
+
+
+def inbox(request):
+    """My open alerts by severity: the ones I was notified of first, then the rest of my clinics'."""
+    show = request.GET.get("show", "open")
+    alerts = Alert.objects.for_user(request.user).select_related("pump", "clinic", "acknowledged_by")
+    alerts = alerts.open() if show == "open" else alerts.filter(status=Alert.Status.RESOLVED)
+    mine = set(Notification.objects.filter(recipient=request.user, alert__in=alerts).values_list("alert_id", flat=True))
+    ordered = alerts.order_by("-severity", "raised_at") if show == "open" else alerts.order_by("-resolved_at")
+    page = Paginator(ordered, 50).get_page(request.GET.get("page"))
+    return render(request, "alerts/inbox.html", {"page": page, "mine": mine, "show": show})
+
+
+def alert_detail(request, pk):
+    # The email link lands here: opening it never acknowledges (mail scanners follow links).
+    alert = get_object_or_404(
+        Alert.objects.for_user(request.user).select_related(
+            "pump__patient", "clinic", "acknowledged_by", "resolved_by"
+        ),
+        pk=pk,
+    )
+    services.mark_read(user=request.user, alert=alert)
+    timeline = alert.timeline.select_related("actor")
+    return render(
+        request,
+        "alerts/alert_detail.html",
+        {"alert": alert, "timeline": timeline, "can_act": request.user.has_perm("alerts.acknowledge", alert)},
+    )
+
+
+@require_POST
+def acknowledge(request, pk):
+    alert = get_object_or_404(Alert.objects.for_user(request.user), pk=pk)
+    try:
+        services.acknowledge_alert(alert=alert, actor=request.user)
+    except ValidationError as exc:
+        messages.warning(request, " ".join(exc.messages))
+    else:
+        messages.success(request, f"{alert.reference} acknowledged: repeats paused while you act.")
+    return redirect("alert-detail", pk=alert.pk)
+
+
+@require_POST
+def resolve(request, pk):
+    alert = get_object_or_404(Alert.objects.for_user(request.user), pk=pk)
+    try:
+        services.resolve_alert(alert=alert, actor=request.user, reason=request.POST.get("reason", ""))
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, f"{alert.reference} resolved.")
+    return redirect("alert-detail", pk=alert.pk)
+
+
+def status_context(request) -> dict:
+    """What every page's header shows: unread alerts, a stale-scan banner, nobody-to-notify alerts,
+    failing addresses (for clinic admins)."""
+    from .engine import alerting_is_stale
+
+    user = request.user
+    if not user.is_authenticated:
+        return {}
+    open_alerts = Alert.objects.for_user(user).open()
+    admin_clinics = scope(FailingAddress.objects.filter(cleared_at__isnull=True), user, "clinic", {Role.CLINIC_ADMIN})
+    return {
+        "alerting_stale": alerting_is_stale(),
+        "unread_alerts": Notification.objects.unread_in_app(user).values("alert").distinct().count(),
+        "unreachable_alerts": open_alerts.filter(nobody_to_notify=True).count(),
+        "failing_addresses": admin_clinics.count() if user.is_superuser or _is_clinic_admin(user) else 0,
+    }
+
+
+def _is_clinic_admin(user) -> bool:
+    from clinics.access import roles_by_clinic
+
+    return Role.CLINIC_ADMIN in roles_by_clinic(user).values()
+
+
+@passive
+def status_fragment(request):
+    """Polled by every page (htmx): it must not extend an idle session (``@passive``)."""
+    return render(request, "alerts/_status.html", status_context(request))

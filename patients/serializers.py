@@ -1,0 +1,396 @@
+"""API serializers for the pump and drug catalogues, patients, pumps and their care records.
+
+Input serializers only parse and check shapes (decimals, choices, offsets, ids in the user's
+scope); every clinical rule is the service's (patients/services.py), which refuses per field.
+Output serializers show times in the pump's clinic's zone.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_FLOOR, Decimal
+
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from clinics.models import Clinic
+from clinics.serializers import (
+    AwareDateTimeField,
+    ClinicZoneMixin,
+    PlausibleDateField,
+    ScopedPrimaryKeyRelatedField,
+    StrictBooleanField,
+    StrictInputMixin,
+    clinic_staff,
+    users_clinics,
+)
+
+from . import depletion, services
+from .models import Appointment, DrugProduct, Patient, Pump, PumpEvent, PumpModel
+
+User = get_user_model()
+
+# The models' decimal shapes (patients/models.py): more digits or places are refused, not rounded.
+VOLUME = {"max_digits": 6, "decimal_places": 2}  # mL
+DOSE = {"max_digits": 8, "decimal_places": 2}  # mcg/day
+CONCENTRATION = {"max_digits": 8, "decimal_places": 2}  # mcg/mL
+RATE = {"max_digits": 8, "decimal_places": 4}  # mL/day
+TEXT = {"max_length": 5000, "allow_blank": True}
+CENT = Decimal("0.01")
+
+
+def volume(**kwargs):
+    return serializers.DecimalField(**VOLUME, **kwargs)
+
+
+def dose(**kwargs):
+    return serializers.DecimalField(**DOSE, **kwargs)
+
+
+def concentration(**kwargs):
+    return serializers.DecimalField(**CONCENTRATION, **kwargs)
+
+
+def users_patients(context):
+    return Patient.objects.for_user(context["request"].user)
+
+
+def active_pump_models(context):
+    return PumpModel.objects.filter(is_active=True)
+
+
+def pump_zone(pump: Pump):
+    return pump.patient.clinic.zone
+
+
+# --- catalogue ----------------------------------------------------------------------------------
+
+
+class PumpModelSerializer(StrictInputMixin, serializers.ModelSerializer):
+    """A pump model of the catalogue (CLINICAL.md "Devices")."""
+
+    reservoir_ml = volume(min_value=CENT)
+    default_lra_ml = volume(min_value=Decimal("0"), required=False)
+
+    class Meta:
+        model = PumpModel
+        fields = ["id", "manufacturer", "name", "reservoir_ml", "default_lra_ml"]
+
+    def validate(self, attrs):
+        lra = attrs.get("default_lra_ml", PumpModel._meta.get_field("default_lra_ml").default)
+        if lra >= attrs["reservoir_ml"]:
+            raise serializers.ValidationError({"default_lra_ml": ["The alarm threshold must be below the reservoir."]})
+        return attrs
+
+
+# --- patients -------------------------------------------------------------------------------------
+
+
+class PatientSerializer(StrictInputMixin, serializers.Serializer):
+    """A patient of one of the user's clinics; the MRN is unique within the clinic."""
+
+    id = serializers.IntegerField(read_only=True)
+    clinic = ScopedPrimaryKeyRelatedField(Clinic, users_clinics)
+    mrn = serializers.CharField(max_length=40)
+    given_name = serializers.CharField(max_length=100)
+    family_name = serializers.CharField(max_length=100)
+    birth_date = PlausibleDateField()
+
+    def validate(self, attrs):
+        clinic = attrs["clinic"]
+        if attrs["birth_date"] > timezone.now().astimezone(clinic.zone).date():
+            raise serializers.ValidationError({"birth_date": ["A birth date cannot be in the future."]})
+        if Patient.objects.filter(clinic=clinic, mrn=attrs["mrn"]).exists():
+            raise serializers.ValidationError({"mrn": ["A patient with this MRN already exists in this clinic."]})
+        return attrs
+
+
+# --- pumps and their projection ---------------------------------------------------------------
+
+
+class ProjectionSerializer(ClinicZoneMixin, serializers.Serializer):
+    """The pump's projection judged now: the estimated volume now, the alarm, empty and expiry
+    times, the refill due date and the status."""
+
+    reservoir_ml = serializers.SerializerMethodField()
+    lra_at = AwareDateTimeField(read_only=True, allow_null=True)
+    empty_at = AwareDateTimeField(read_only=True, allow_null=True)
+    conservative_lra_at = AwareDateTimeField(read_only=True, allow_null=True)
+    drug_expires_at = AwareDateTimeField(read_only=True)
+    refill_due_on = serializers.DateField(read_only=True)
+    status = serializers.SerializerMethodField()
+
+    def clinic_zone(self, instance):
+        return pump_zone(instance.pump)
+
+    def _now(self):
+        return self.context.get("now") or timezone.now()
+
+    @extend_schema_field(serializers.DecimalField(**VOLUME))
+    def get_reservoir_ml(self, projection) -> Decimal:
+        # Rounded down: the estimate never shows more drug than there may be.
+        return projection.reservoir_ml_at(self._now()).quantize(CENT, rounding=ROUND_FLOOR)
+
+    @extend_schema_field(serializers.ChoiceField(choices=depletion.STATUSES))
+    def get_status(self, projection) -> str:
+        return projection.status_at(self._now())
+
+
+class PumpSerializer(StrictInputMixin, ClinicZoneMixin, serializers.Serializer):
+    """A pump as created and shown; ``lra_ml`` defaults to the model's alarm threshold."""
+
+    id = serializers.IntegerField(read_only=True)
+    patient = ScopedPrimaryKeyRelatedField(Patient, users_patients)
+    pump_model = ScopedPrimaryKeyRelatedField(PumpModel, active_pump_models)
+    serial_number = serializers.CharField(max_length=60)
+    implanted_on = PlausibleDateField()
+    lra_ml = volume(required=False, min_value=Decimal("0"))
+    eri_on = PlausibleDateField(required=False, allow_null=True)
+    assigned_nurse = ScopedPrimaryKeyRelatedField(User, clinic_staff, required=False, allow_null=True)
+    flow_rate_ml_per_day = serializers.DecimalField(
+        **RATE, required=False, allow_null=True, min_value=Decimal("0.0001")
+    )
+    explanted_on = PlausibleDateField(required=False, allow_null=True)
+    projection = ProjectionSerializer(read_only=True, allow_null=True)
+
+    def clinic_zone(self, instance):
+        return pump_zone(instance)
+
+    def validate(self, attrs):
+        errors = {}
+        if Pump.objects.filter(pump_model=attrs["pump_model"], serial_number=attrs["serial_number"]).exists():
+            errors["serial_number"] = ["A pump of this model with this serial number is already registered."]
+        explanted_on = attrs.get("explanted_on")
+        if explanted_on is not None and explanted_on < attrs["implanted_on"]:
+            errors["explanted_on"] = ["A pump cannot be explanted before it was implanted."]
+        if errors:
+            raise serializers.ValidationError(errors)
+        return attrs
+
+
+class PumpUpdateSerializer(StrictInputMixin, serializers.Serializer):
+    """The pump settings a PATCH may change (services.PUMP_FIELDS). A client may send the pump
+    back as it read it: unchanged identity fields pass, changed ones are refused."""
+
+    UNCHANGEABLE = ("patient", "pump_model", "implanted_on")
+    ignored_keys = frozenset({"id", "projection", *UNCHANGEABLE})
+
+    serial_number = serializers.CharField(max_length=60, required=False)
+    lra_ml = volume(required=False, min_value=Decimal("0"))
+    eri_on = PlausibleDateField(required=False, allow_null=True)
+    assigned_nurse = ScopedPrimaryKeyRelatedField(User, clinic_staff, required=False, allow_null=True)
+    flow_rate_ml_per_day = serializers.DecimalField(
+        **RATE, required=False, allow_null=True, min_value=Decimal("0.0001")
+    )
+    explanted_on = PlausibleDateField(required=False, allow_null=True)
+
+    def validate(self, attrs):
+        pump = self.instance
+        errors = {}
+        current = {
+            "patient": str(pump.patient_id),
+            "pump_model": str(pump.pump_model_id),
+            "implanted_on": pump.implanted_on.isoformat(),
+        }
+        for field in self.UNCHANGEABLE:
+            if field in self.initial_data and str(self.initial_data[field]) != current[field]:
+                errors[field] = ["This cannot be changed: record a new pump instead."]
+        serial = attrs.get("serial_number")
+        if (
+            serial is not None
+            and Pump.objects.filter(pump_model_id=pump.pump_model_id, serial_number=serial).exclude(pk=pump.pk).exists()
+        ):
+            errors["serial_number"] = ["A pump of this model with this serial number is already registered."]
+        explanted_on = attrs.get("explanted_on")
+        if explanted_on is not None and explanted_on < pump.implanted_on:
+            errors["explanted_on"] = ["A pump cannot be explanted before it was implanted."]
+        if errors:
+            raise serializers.ValidationError(errors)
+        return attrs
+
+
+# --- refills -----------------------------------------------------------------------------------------
+
+
+class RefillCreateSerializer(StrictInputMixin, serializers.Serializer):
+    """A refill as recorded at the pump: what was aspirated, what was added, the drug and the new program."""
+
+    performed_at = AwareDateTimeField()
+    aspirated_ml = volume()
+    volume_added_ml = volume()
+    concentration_mcg_per_ml = concentration()
+    daily_dose_mcg = dose(default=None, allow_null=True, help_text="Constant-flow pumps: omit (follows the flow).")
+    bolus_mcg_per_day = dose(required=False)
+    drug_product = serializers.PrimaryKeyRelatedField(
+        queryset=DrugProduct.objects.filter(is_active=True), required=False, allow_null=True
+    )
+    drug_lot = serializers.CharField(max_length=60, required=False, allow_blank=True)
+    drug_expires_on = PlausibleDateField(
+        required=False, allow_null=True, help_text="Vial or beyond-use date; required for a compounded concentration."
+    )
+    performed_elsewhere = serializers.CharField(max_length=255, required=False, allow_blank=True)
+    stop_reason = serializers.CharField(max_length=255, required=False, allow_blank=True)
+    discrepancy_reason = serializers.CharField(**TEXT, required=False)
+    dose_change_confirmed = StrictBooleanField(required=False)
+    ordered_by = ScopedPrimaryKeyRelatedField(User, clinic_staff, required=False, allow_null=True)
+    notes = serializers.CharField(**TEXT, required=False)
+
+
+class RefillAmendSerializer(StrictInputMixin, serializers.Serializer):
+    """An amendment: the changed fields and the reason (the original stays in the history)."""
+
+    # The service files the reason in the history rows' change reason (100 characters), after
+    # "Refill amended: " on the program's row.
+    amend_reason = serializers.CharField(max_length=2000)
+    performed_at = AwareDateTimeField(required=False)
+    aspirated_ml = volume(required=False)
+    volume_added_ml = volume(required=False)
+    concentration_mcg_per_ml = concentration(required=False)
+    daily_dose_mcg = dose(required=False)
+    bolus_mcg_per_day = dose(required=False)
+    drug_product = serializers.PrimaryKeyRelatedField(
+        queryset=DrugProduct.objects.filter(is_active=True), required=False, allow_null=True
+    )
+    drug_lot = serializers.CharField(max_length=60, required=False, allow_blank=True)
+    drug_expires_on = PlausibleDateField(required=False, allow_null=True)
+    performed_elsewhere = serializers.CharField(max_length=255, required=False, allow_blank=True)
+    stop_reason = serializers.CharField(max_length=255, required=False, allow_blank=True)
+    discrepancy_reason = serializers.CharField(**TEXT, required=False)
+    dose_change_confirmed = StrictBooleanField(required=False)
+    notes = serializers.CharField(**TEXT, required=False)
+
+
+class RefillVisitSerializer(ClinicZoneMixin, serializers.Serializer):
+    """A refill visit, with the residual the projection expected and whether it was a discrepancy."""
+
+    id = serializers.IntegerField(read_only=True)
+    pump = serializers.IntegerField(source="pump_id", read_only=True)
+    performed_at = AwareDateTimeField(read_only=True)
+    performed_by = serializers.IntegerField(source="performed_by_id", read_only=True, allow_null=True)
+    performed_elsewhere = serializers.CharField(read_only=True)
+    expected_residual_ml = volume(read_only=True, allow_null=True)
+    aspirated_ml = volume(read_only=True)
+    volume_added_ml = volume(read_only=True)
+    concentration_mcg_per_ml = concentration(read_only=True)
+    daily_dose_mcg = dose(source="program.daily_dose_mcg", read_only=True)
+    bolus_mcg_per_day = dose(source="program.bolus_mcg_per_day", read_only=True)
+    stop_reason = serializers.CharField(source="program.stop_reason", read_only=True)
+    discrepancy = serializers.BooleanField(read_only=True)
+    discrepancy_reason = serializers.CharField(read_only=True)
+    drug_product = serializers.IntegerField(source="drug_product_id", read_only=True, allow_null=True)
+    drug_lot = serializers.CharField(read_only=True)
+    drug_expires_on = serializers.DateField(read_only=True, allow_null=True)
+    notes = serializers.CharField(read_only=True)
+    amended_at = AwareDateTimeField(read_only=True, allow_null=True)
+    amend_reason = serializers.CharField(read_only=True)
+
+    def clinic_zone(self, instance):
+        return pump_zone(instance.pump)
+
+
+# --- programs -----------------------------------------------------------------------------------------
+
+
+class ProgramCreateSerializer(StrictInputMixin, serializers.Serializer):
+    """A new dose program; the concentration stays the last fill's."""
+
+    effective_at = AwareDateTimeField()
+    daily_dose_mcg = dose()
+    bolus_mcg_per_day = dose(required=False)
+    ordered_by = ScopedPrimaryKeyRelatedField(User, clinic_staff, required=False, allow_null=True)
+    verified_by = ScopedPrimaryKeyRelatedField(User, clinic_staff, required=False, allow_null=True)
+    stop_reason = serializers.CharField(max_length=255, required=False, allow_blank=True)
+    dose_change_confirmed = StrictBooleanField(required=False)
+
+
+class ProgramSerializer(ClinicZoneMixin, serializers.Serializer):
+    """A dose program (immutable: a change is a new one)."""
+
+    id = serializers.IntegerField(read_only=True)
+    pump = serializers.IntegerField(source="pump_id", read_only=True)
+    effective_at = AwareDateTimeField(read_only=True)
+    concentration_mcg_per_ml = concentration(read_only=True)
+    daily_dose_mcg = dose(read_only=True)
+    bolus_mcg_per_day = dose(read_only=True)
+    stop_reason = serializers.CharField(read_only=True)
+    ordered_by = serializers.IntegerField(source="ordered_by_id", read_only=True, allow_null=True)
+    verified_by = serializers.IntegerField(source="verified_by_id", read_only=True, allow_null=True)
+    entered_by = serializers.IntegerField(source="entered_by_id", read_only=True, allow_null=True)
+
+    def clinic_zone(self, instance):
+        return pump_zone(instance.pump)
+
+
+# --- appointments -----------------------------------------------------------------------------------------
+
+
+class AppointmentCreateSerializer(StrictInputMixin, serializers.Serializer):
+    """An appointment to book."""
+
+    kind = serializers.ChoiceField(choices=Appointment.Kind.choices)
+    scheduled_for = AwareDateTimeField()
+    assigned_to = ScopedPrimaryKeyRelatedField(User, clinic_staff, required=False, allow_null=True)
+    notes = serializers.CharField(**TEXT, required=False)
+
+
+class AppointmentSerializer(ClinicZoneMixin, serializers.Serializer):
+    """An appointment and its status."""
+
+    id = serializers.IntegerField(read_only=True)
+    pump = serializers.IntegerField(source="pump_id", read_only=True)
+    kind = serializers.ChoiceField(choices=Appointment.Kind.choices, read_only=True)
+    scheduled_for = AwareDateTimeField(read_only=True)
+    assigned_to = serializers.IntegerField(source="assigned_to_id", read_only=True, allow_null=True)
+    status = serializers.ChoiceField(choices=Appointment.Status.choices, read_only=True)
+    status_changed_at = AwareDateTimeField(read_only=True, allow_null=True)
+    notes = serializers.CharField(read_only=True)
+
+    def clinic_zone(self, instance):
+        return pump_zone(instance.pump)
+
+
+class ScheduledAppointmentSerializer(AppointmentSerializer):
+    """A new appointment with the service's warnings (a refill booked after the due date, …)."""
+
+    warnings = serializers.ListField(child=serializers.CharField(), read_only=True)
+
+
+# --- pump events -----------------------------------------------------------------------------------------
+
+
+class PumpEventCreateSerializer(StrictInputMixin, serializers.Serializer):
+    """An alarm heard or a patient's call, with the checklist items reported."""
+
+    kind = serializers.ChoiceField(choices=PumpEvent.Kind.choices)
+    occurred_at = AwareDateTimeField()
+    source = serializers.ChoiceField(choices=PumpEvent.Source.choices, required=False)
+    symptoms = serializers.ListField(
+        child=serializers.ChoiceField(choices=list(services.SYMPTOMS.items())),
+        required=False,
+        max_length=len(services.SYMPTOMS),
+        help_text="Items of the patient call checklist that were reported.",
+    )
+    notes = serializers.CharField(**TEXT, required=False)
+
+
+class PumpEventSerializer(ClinicZoneMixin, serializers.Serializer):
+    """A recorded pump event."""
+
+    id = serializers.IntegerField(read_only=True)
+    pump = serializers.IntegerField(source="pump_id", read_only=True)
+    kind = serializers.ChoiceField(choices=PumpEvent.Kind.choices, read_only=True)
+    occurred_at = AwareDateTimeField(read_only=True)
+    source = serializers.ChoiceField(choices=PumpEvent.Source.choices, read_only=True)
+    symptoms = serializers.ListField(child=serializers.CharField(), read_only=True)
+    notes = serializers.CharField(read_only=True)
+    reported_by = serializers.IntegerField(source="reported_by_id", read_only=True, allow_null=True)
+    emergency = serializers.SerializerMethodField(
+        help_text="A critical alarm, withdrawal or overdose signs: emergency care now, not a booked refill."
+    )
+
+    def clinic_zone(self, instance):
+        return pump_zone(instance.pump)
+
+    def get_emergency(self, event) -> bool:
+        return services.is_emergency(event.kind, event.symptoms)
