@@ -37,6 +37,8 @@ def _alerts(user):
 
 
 class AlertListView(ApiView):
+    serializer_class = AlertSerializer
+
     @extend_schema(responses=AlertSerializer(many=True))
     def get(self, request):
         alerts = _alerts(request.user)
@@ -47,6 +49,8 @@ class AlertListView(ApiView):
 
 
 class AlertAcknowledgeView(ApiView):
+    serializer_class = AlertSerializer
+
     @extend_schema(request=None, responses=AlertSerializer)
     def post(self, request, pk):
         alert = get_object_or_404(_alerts(request.user), pk=pk)

@@ -16,6 +16,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("api/", include("itb_tracker.api_urls")),
+    path("clinic/", include("clinic_admin.urls")),
     path("", include("alerts.urls")),
     path("", include("patients.urls")),
 ]

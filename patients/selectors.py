@@ -78,6 +78,16 @@ def pumps_with_status(queryset: QuerySet, status: str, now) -> QuerySet:
     raise ValueError(f"unknown status {status!r}")
 
 
+WORKLIST_STATUSES = (
+    (depletion.CRITICAL, "Critical"),
+    (depletion.OVERDUE, "Overdue"),
+    (depletion.DUE_SOON, "Due soon"),
+    (depletion.STOPPED, "Stopped"),
+    (depletion.OK, "OK"),
+    (NEVER_FILLED, "Never filled"),
+)
+
+
 def worklist(user, now, *, status: str = "", nurse_id: int | None = None, clinic_id: int | None = None, search=""):
     """The user's clinics' pumps in service, most urgent first, in one query whatever their number.
 

@@ -23,8 +23,16 @@ OVERDUE = datetime(2026, 4, 30, 9, tzinfo=PHX)
 @pytest.fixture
 def alert(clinic, nurse):
     pump = PumpFactory(patient=PatientFactory(clinic=clinic), assigned_nurse=nurse)
-    services.record_refill(pump=pump, actor=nurse, performed_at=FILLED, aspirated_ml=D(0), volume_added_ml=D(40),
-                           concentration_mcg_per_ml=D(2000), daily_dose_mcg=D(600), now=FILLED)
+    services.record_refill(
+        pump=pump,
+        actor=nurse,
+        performed_at=FILLED,
+        aspirated_ml=D(0),
+        volume_added_ml=D(40),
+        concentration_mcg_per_ml=D(2000),
+        daily_dose_mcg=D(600),
+        now=FILLED,
+    )
     engine.run_scan(OVERDUE)
     return Alert.objects.get()
 

@@ -18,6 +18,8 @@ from rest_framework.test import APIClient
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
+from alerts import engine
+from alerts.models import Alert
 from clinics.models import Role
 from itb_tracker.wsgi import application
 from patients import services
@@ -131,6 +133,9 @@ def world(db, clinic):
     appointment = Appointment.objects.create(
         pump=pump, kind="refill", scheduled_for=timezone.now() + timedelta(days=30), created_by=nurse
     )
+    # Filled in 2025, the pump is long overdue: the scan raises an alert to acknowledge.
+    engine.run_scan()
+    alert = Alert.objects.get(pump=pump)
     _instance, token = AuthToken.objects.create(user=superuser)
     yield {
         "token": token,
@@ -139,6 +144,7 @@ def world(db, clinic):
             "/api/v1/pumps/": pump.pk,
             "/api/v1/refills/": refill.pk,
             "/api/v1/appointments/": appointment.pk,
+            "/api/v1/alerts/": alert.pk,
         },
     }
     request_started.connect(close_old_connections)

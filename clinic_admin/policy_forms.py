@@ -1,0 +1,185 @@
+"""Forms of the clinic admins' escalation-policy and webhook pages."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.forms import BaseInlineFormSet, inlineformset_factory
+
+from alerts.models import Channel, EscalationLevel, EscalationPolicy, Webhook
+from clinics.models import Membership, Role
+
+
+class PolicyForm(forms.ModelForm):
+    class Meta:
+        model = EscalationPolicy
+        fields = ["repeat_count", "realert_minutes"]
+        labels = {
+            "repeat_count": "Repeats if nobody acknowledges",
+            "realert_minutes": "Re-alert after an acknowledgement (minutes)",
+        }
+        help_texts = {
+            "repeat_count": "0: the levels run once. Leave empty to repeat the whole chain until someone acknowledges.",
+            "realert_minutes": "An acknowledged alert that is still unresolved notifies again after this long.",
+        }
+
+    def clean_realert_minutes(self):
+        minutes = self.cleaned_data["realert_minutes"]
+        if minutes is not None and minutes < 1:
+            raise ValidationError("At least one minute.")
+        return minutes
+
+
+class StaffChoiceField(forms.ModelMultipleChoiceField):
+    def label_from_instance(self, obj):
+        return obj.get_full_name() or obj.username
+
+
+class LevelForm(forms.ModelForm):
+    """One level: who is told, through which channels, and how long to wait before the next."""
+
+    step = forms.IntegerField(
+        label="Step",
+        min_value=1,
+        max_value=99,
+        required=False,
+        help_text="Levels run in this order (1 first); left empty, the level comes last.",
+    )
+    roles = forms.MultipleChoiceField(
+        label="Everyone with the role",
+        choices=Role.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+    users = StaffChoiceField(label="Named staff", queryset=None, required=False, widget=forms.CheckboxSelectMultiple)
+    channels = forms.MultipleChoiceField(
+        label="Channels", choices=Channel.choices, required=True, widget=forms.CheckboxSelectMultiple
+    )
+
+    class Meta:
+        model = EscalationLevel
+        fields = ["roles", "on_call", "assigned_nurse", "users", "channels", "wait_minutes"]
+        labels = {
+            "on_call": "The on-call staff",
+            "assigned_nurse": "The pump's assigned nurse",
+            "wait_minutes": "Wait for an acknowledgement (minutes)",
+        }
+        help_texts = {"on_call": "", "assigned_nurse": ""}
+
+    def __init__(self, *args, clinic, **kwargs):
+        super().__init__(*args, **kwargs)
+        members = Membership.objects.active().filter(clinic=clinic).values("user_id")
+        self.fields["users"].queryset = (
+            get_user_model().objects.filter(pk__in=members).order_by("last_name", "first_name", "username")
+        )
+        self.fields["step"].initial = (self.instance.position + 1) if self.instance.pk else None
+        self.fields["channels"].error_messages["required"] = "Choose at least one channel."
+
+    def clean_wait_minutes(self):
+        minutes = self.cleaned_data["wait_minutes"]
+        if minutes is not None and minutes < 1:
+            raise ValidationError("At least one minute.")
+        return minutes
+
+    def clean(self):
+        cleaned = super().clean()
+        someone = (
+            cleaned.get("roles") or cleaned.get("on_call") or cleaned.get("assigned_nurse") or cleaned.get("users")
+        )
+        if not someone:
+            raise ValidationError(
+                "Choose who this level notifies: a role, the on-call staff, the assigned nurse or named staff."
+            )
+        return cleaned
+
+
+class BaseLevelFormSet(BaseInlineFormSet):
+    def get_queryset(self):
+        return super().get_queryset().prefetch_related("users").order_by("position", "id")
+
+    def add_fields(self, form, index):
+        super().add_fields(form, index)
+        if "DELETE" in form.fields:
+            form.fields["DELETE"].label = "Remove this level"
+
+    def clean(self):
+        super().clean()
+        if any(self.errors):
+            return
+        kept = [
+            f
+            for f in self.forms
+            if f.has_changed() or f.instance.pk
+            if not (self.can_delete and self._should_delete_form(f))
+        ]
+        if not kept:
+            raise ValidationError("A policy needs at least one level.")
+
+    def ordered_forms(self):
+        """The levels that stay, in step order (ties keep the page's order)."""
+        kept = [
+            (form.cleaned_data.get("step") or 100, index, form)
+            for index, form in enumerate(self.forms)
+            if (form.has_changed() or form.instance.pk) and not self._should_delete_form(form)
+        ]
+        return [form for _step, _index, form in sorted(kept, key=lambda t: (t[0], t[1]))]
+
+
+LevelFormSet = inlineformset_factory(
+    EscalationPolicy,
+    EscalationLevel,
+    form=LevelForm,
+    formset=BaseLevelFormSet,
+    extra=1,
+    can_delete=True,
+)
+
+
+@transaction.atomic
+def save_policy(policy_form: PolicyForm, levels: BaseLevelFormSet, actor) -> EscalationPolicy:
+    """Save a policy and its levels, each history row naming ``actor``.
+
+    Alerts already raised keep the snapshot of the policy they were raised with: only alerts
+    raised (or raised to a higher severity) from now on follow the edited policy.
+    """
+    EscalationPolicy.objects.select_for_update().filter(pk=policy_form.instance.pk).first()  # one editor at a time
+    policy = policy_form.save(commit=False)
+    policy._history_user = actor
+    policy.save()
+    for form in levels.forms:
+        if form.instance.pk and levels._should_delete_form(form):
+            form.instance._history_user = actor
+            form.instance.delete()
+    for position, form in enumerate(levels.ordered_forms()):
+        if not form.has_changed() and form.instance.position == position:
+            continue
+        level = form.save(commit=False)
+        level.policy = policy
+        level.position = position
+        level._history_user = actor
+        level.save()
+        form.save_m2m()
+    return policy
+
+
+class WebhookForm(forms.Form):
+    url = forms.URLField(
+        label="Webhook address",
+        max_length=500,
+        assume_scheme="https",
+        help_text="HTTPS only, on the internet (private and loopback addresses are refused). "
+        "Each alert is POSTed as JSON with no patient identifiers, signed with HMAC-SHA256 "
+        "in the X-ITB-Signature header.",
+    )
+
+    def __init__(self, *args, clinic, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.clinic = clinic
+
+    def clean_url(self):
+        url = self.cleaned_data["url"]
+        if Webhook.objects.filter(clinic=self.clinic, url=url).exists():
+            raise ValidationError("This clinic already has this webhook: enable it in the list below.")
+        return url

@@ -1,0 +1,32 @@
+"""Clinic administration and audit pages, under /clinic/ (clinic admins of that clinic, superusers)."""
+
+from django.urls import path
+
+from . import policy_views
+from .views import audit, clinic_settings, staff
+
+urlpatterns = [
+    path("", staff.index, name="clinic-admin"),
+    path("<int:clinic_id>/", staff.staff_list, name="clinic-staff"),
+    path("<int:clinic_id>/staff/new/", staff.staff_add, name="clinic-staff-add"),
+    path("<int:clinic_id>/staff/<int:membership_id>/", staff.staff_edit, name="clinic-staff-edit"),
+    path("<int:clinic_id>/staff/<int:membership_id>/on-call/", staff.staff_on_call, name="clinic-staff-on-call"),
+    path("<int:clinic_id>/staff/<int:membership_id>/active/", staff.staff_active, name="clinic-staff-active"),
+    path("<int:clinic_id>/settings/", clinic_settings.clinic_settings, name="clinic-settings"),
+    path("<int:clinic_id>/escalation/", policy_views.policy_list, name="clinic-policies"),
+    path(
+        "<int:clinic_id>/escalation/defaults/",
+        policy_views.policy_restore_defaults,
+        name="clinic-policies-defaults",
+    ),
+    path("<int:clinic_id>/escalation/<int:policy_id>/", policy_views.policy_edit, name="clinic-policy-edit"),
+    path("<int:clinic_id>/notifications/", policy_views.notifications, name="clinic-notifications"),
+    path(
+        "<int:clinic_id>/notifications/webhooks/<int:webhook_id>/active/",
+        policy_views.webhook_active,
+        name="clinic-webhook-active",
+    ),
+    path("<int:clinic_id>/audit/", audit.refill_report, name="clinic-audit"),
+    path("<int:clinic_id>/history/<slug:kind>/<int:pk>/", audit.record_history, name="clinic-history"),
+    path("<int:clinic_id>/access-log/", audit.access_log, name="clinic-access-log"),
+]
