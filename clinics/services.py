@@ -14,6 +14,7 @@ from django.db import IntegrityError, transaction
 from .models import Clinic, Membership, Role
 
 TAKEN = "A user with this username already exists."
+LAST_ADMIN = "The clinic would have no active administrator left: make someone else its administrator first."
 
 
 @transaction.atomic
@@ -53,3 +54,31 @@ def create_staff(*, actor, clinic: Clinic, role: str, username: str, password: s
     membership._history_user = actor
     membership.save()
     return membership
+
+
+def _leaves_no_admin(membership: Membership, role: str, is_active: bool) -> bool:
+    """Would this change leave the clinic without an active administrator?"""
+    stays_admin = is_active and role == Role.CLINIC_ADMIN
+    was_admin = membership.is_active and membership.role == Role.CLINIC_ADMIN
+    if stays_admin or not was_admin:
+        return False
+    others = Membership.objects.active().filter(clinic_id=membership.clinic_id, role=Role.CLINIC_ADMIN)
+    return not others.exclude(pk=membership.pk).exists()
+
+
+@transaction.atomic
+def update_membership(membership: Membership, actor, **fields) -> Membership:
+    """Change a membership with its history naming ``actor``; never leave a clinic without an admin."""
+    # The clinic row is the lock: two admins demoting each other at once are taken one at a time.
+    Clinic.objects.select_for_update().filter(pk=membership.clinic_id).first()
+    current = Membership.objects.select_for_update().get(pk=membership.pk)
+    role = fields.get("role", current.role)
+    is_active = fields.get("is_active", current.is_active)
+    if _leaves_no_admin(current, role, is_active):
+        raise ValidationError({"role" if "role" in fields else "is_active": LAST_ADMIN})
+    for name, value in fields.items():
+        setattr(current, name, value)
+    current.full_clean()
+    current._history_user = actor
+    current.save()
+    return current

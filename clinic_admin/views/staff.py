@@ -10,12 +10,10 @@ from django.views.decorators.http import require_POST
 
 from clinics import services
 from clinics.access import forget_roles
-from clinics.models import Clinic, Membership, Role
+from clinics.models import Membership, Role
 
 from ..forms import MembershipForm, StaffAddForm, add_refusal, person
 from .common import MANAGE, administered_clinics, clinic_for
-
-LAST_ADMIN = "The clinic would have no active administrator left: make someone else its administrator first."
 
 
 def index(request):
@@ -102,34 +100,6 @@ def _membership(clinic, membership_id):
     return get_object_or_404(Membership.objects.select_related("user"), clinic=clinic, pk=membership_id)
 
 
-def _leaves_no_admin(membership: Membership, role: str, is_active: bool) -> bool:
-    """Would this change leave the clinic without an active administrator?"""
-    stays_admin = is_active and role == Role.CLINIC_ADMIN
-    was_admin = membership.is_active and membership.role == Role.CLINIC_ADMIN
-    if stays_admin or not was_admin:
-        return False
-    others = Membership.objects.active().filter(clinic_id=membership.clinic_id, role=Role.CLINIC_ADMIN)
-    return not others.exclude(pk=membership.pk).exists()
-
-
-@transaction.atomic
-def save_membership(membership: Membership, actor, **fields) -> Membership:
-    """Change a membership with its history naming ``actor``; never leave a clinic without an admin."""
-    # The clinic row is the lock: two admins demoting each other at once are taken one at a time.
-    Clinic.objects.select_for_update().filter(pk=membership.clinic_id).first()
-    current = Membership.objects.select_for_update().get(pk=membership.pk)
-    role = fields.get("role", current.role)
-    is_active = fields.get("is_active", current.is_active)
-    if _leaves_no_admin(current, role, is_active):
-        raise ValidationError({"role" if "role" in fields else "is_active": LAST_ADMIN})
-    for name, value in fields.items():
-        setattr(current, name, value)
-    current.full_clean()
-    current._history_user = actor
-    current.save()
-    return current
-
-
 def staff_edit(request, clinic_id, membership_id):
     clinic = clinic_for(request, clinic_id, MANAGE)
     membership = _membership(clinic, membership_id)
@@ -139,7 +109,9 @@ def staff_edit(request, clinic_id, membership_id):
             messages.info(request, "Nothing changed.")
             return redirect("clinic-staff", clinic_id=clinic.pk)
         try:
-            save_membership(membership, request.user, **{name: form.cleaned_data[name] for name in form.changed_data})
+            services.update_membership(
+                membership, request.user, **{name: form.cleaned_data[name] for name in form.changed_data}
+            )
         except ValidationError as refusal:
             add_refusal(form, refusal)
         else:
@@ -161,7 +133,7 @@ def staff_on_call(request, clinic_id, membership_id):
     if not membership.is_active:
         messages.error(request, f"{person(membership.user)} is deactivated: reactivate them first.")
     elif membership.on_call != on_call:
-        save_membership(membership, request.user, on_call=on_call)
+        services.update_membership(membership, request.user, on_call=on_call)
         state = "on call" if on_call else "no longer on call"
         messages.success(request, f"{person(membership.user)} is {state}.")
     return redirect("clinic-staff", clinic_id=clinic.pk)
@@ -180,7 +152,7 @@ def staff_active(request, clinic_id, membership_id):
     if not active:
         fields["on_call"] = False  # reactivated later, they are not silently on call again
     try:
-        save_membership(membership, request.user, **fields)
+        services.update_membership(membership, request.user, **fields)
     except ValidationError as refusal:
         messages.error(request, " ".join(refusal.messages))
         return redirect("clinic-staff", clinic_id=clinic.pk)
