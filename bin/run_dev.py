@@ -28,6 +28,9 @@ def main():
     (ROOT / "var" / "broker").mkdir(parents=True, exist_ok=True)
     manage("migrate", "--no-input", "-v", "0")
     manage("seed_demo")
+    # One scan now, so alerts exist (and the "alerting is not running" banner is quiet) before beat's
+    # first tick, which comes a whole period after it starts.
+    manage("escalate")
     celery = [PYTHON, "-m", "celery", "-A", "itb_tracker"]
     processes = [
         subprocess.Popen([PYTHON, "manage.py", "runserver", f"{HOST}:{PORT}", "--noreload"], cwd=ROOT),
