@@ -201,7 +201,10 @@ class Pump(models.Model):
                 name="pump_status_matches_explant",
             ),
         ]
-        indexes = [models.Index(fields=["status", "patient"])]
+        indexes = [
+            models.Index(fields=["status", "patient"]),
+            models.Index(fields=["eri_on"], condition=Q(eri_on__isnull=False), name="pump_eri_on"),
+        ]
 
     def __str__(self):
         return f"{self.pump_model} #{self.serial_number}"
@@ -247,6 +250,7 @@ class PumpProjection(models.Model):
             models.Index(fields=["overdue_from"]),
             models.Index(fields=["due_soon_from"]),
             models.Index(fields=["refill_due_on"]),
+            models.Index(fields=["delivery_ratio"], condition=Q(delivery_ratio__isnull=False), name="projection_ratio"),
         ]
 
     def __str__(self):

@@ -15,6 +15,7 @@ from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 from django.utils.text import Truncator
 
@@ -147,9 +148,24 @@ def compute_projection(pump: Pump, now: datetime | None = None) -> depletion.Pro
     return projection
 
 
+HISTORY_PREFETCH = (
+    Prefetch(
+        "refills",
+        queryset=RefillVisit.objects.select_related("drug_product").order_by("performed_at"),
+        to_attr="refill_history",
+    ),
+    Prefetch("programs", queryset=Program.objects.order_by("effective_at", "id"), to_attr="program_history"),
+)
+
+
 def _project(pump: Pump, now: datetime):
-    refills = list(pump.refills.select_related("drug_product").order_by("performed_at"))
-    programs = list(pump.programs.order_by("effective_at", "id"))
+    # recompute_projections prefetches the histories of many pumps at once (HISTORY_PREFETCH).
+    refills = getattr(pump, "refill_history", None)
+    if refills is None:
+        refills = list(pump.refills.select_related("drug_product").order_by("performed_at"))
+    programs = getattr(pump, "program_history", None)
+    if programs is None:
+        programs = list(pump.programs.order_by("effective_at", "id"))
     return project_record(pump, refills, programs, now)
 
 
@@ -189,33 +205,37 @@ def recompute_projection(pump: Pump, now: datetime | None = None) -> PumpProject
     if projection is None:
         PumpProjection.objects.filter(pump=pump).delete()
         return None
-    row, _ = PumpProjection.objects.update_or_create(
-        pump=pump,
-        defaults={
-            "computed_at": now,
-            "filled_at": projection.filled_at,
-            "reservoir_at_fill_ml": projection.reservoir_at_fill_ml,
-            "rate_ml_per_day": projection.rate_ml_per_day.quantize(Decimal("0.0001"), rounding=ROUND_CEILING),
-            "conservative_factor": _ratio_for_storage(projection.conservative_factor),
-            "lra_at": projection.lra_at,
-            "empty_at": projection.empty_at,
-            "conservative_lra_at": projection.conservative_lra_at,
-            "drug_expires_at": projection.drug_expires_at,
-            "refill_due_on": projection.refill_due_on,
-            "delivery_ratio": _ratio_for_storage(projection.delivery_ratio),
-            "critical_from": projection.critical_from,
-            "overdue_from": projection.overdue_from,
-            "due_soon_from": projection.due_soon_from,
-            "is_stopped": projection.is_stopped,
-            "segments": [[s.start.isoformat(), str(s.rate_ml_per_day)] for s in fill.segments],
-        },
-    )
+    fields = {
+        "computed_at": now,
+        "filled_at": projection.filled_at,
+        "reservoir_at_fill_ml": projection.reservoir_at_fill_ml,
+        "rate_ml_per_day": projection.rate_ml_per_day.quantize(Decimal("0.0001"), rounding=ROUND_CEILING),
+        "conservative_factor": _ratio_for_storage(projection.conservative_factor),
+        "lra_at": projection.lra_at,
+        "empty_at": projection.empty_at,
+        "conservative_lra_at": projection.conservative_lra_at,
+        "drug_expires_at": projection.drug_expires_at,
+        "refill_due_on": projection.refill_due_on,
+        "delivery_ratio": _ratio_for_storage(projection.delivery_ratio),
+        "critical_from": projection.critical_from,
+        "overdue_from": projection.overdue_from,
+        "due_soon_from": projection.due_soon_from,
+        "is_stopped": projection.is_stopped,
+        "segments": [[s.start.isoformat(), str(s.rate_ml_per_day)] for s in fill.segments],
+    }
+    row = PumpProjection(pump=pump, **fields)
+    # One statement, INSERT … ON CONFLICT DO UPDATE, where update_or_create takes four (savepoint,
+    # SELECT … FOR UPDATE, UPDATE or INSERT, release); atomic against a concurrent first insert too.
+    PumpProjection.objects.bulk_create([row], update_conflicts=True, unique_fields=["pump"], update_fields=list(fields))
     return row
 
 
 def recompute_projections(pumps: Iterable[Pump], now: datetime | None = None) -> list[int]:
     """Recompute several pumps' projections and tell the alerting side once; returns their ids."""
     now = _now(now)
+    if isinstance(pumps, QuerySet):
+        # Two queries per thousand pumps for their histories, not two per pump.
+        pumps = pumps.prefetch_related(*HISTORY_PREFETCH).iterator(chunk_size=1000)
     ids = []
     for pump in pumps:
         recompute_projection(pump, now)
