@@ -260,7 +260,9 @@ def evaluate_conditions(now: datetime, pump_ids=None) -> StepReport:
 
 def _reconcile(now, wanted: dict[str, Wanted], resolvable_kinds, pump_ids=None) -> StepReport:
     report = StepReport()
-    open_alerts = Alert.objects.open().filter(dedupe_key__in=list(wanted))
+    # Locked until this step commits: a concurrent scanner waits here, then reads the alerts as this
+    # one left them (already upgraded) instead of upgrading them again from a stale copy.
+    open_alerts = Alert.objects.open().filter(dedupe_key__in=list(wanted)).order_by("pk").select_for_update()
     existing = {a.dedupe_key: a for a in open_alerts}
     policies = _policies_for(w.clinic_id for w in wanted.values())
     token = uuid.uuid4().hex
@@ -345,7 +347,13 @@ def _reconcile(now, wanted: dict[str, Wanted], resolvable_kinds, pump_ids=None) 
 
 def resolve_alerts(queryset, now: datetime, reason: str, actor=None) -> int:
     """Resolve open alerts with a reason; their undelivered notifications are cancelled."""
-    ids = list(queryset.filter(status__in=Alert.OPEN_STATUSES).values_list("pk", flat=True))
+    # Locked, so that two resolvers (a scan and a refill, two scans) record one resolution.
+    ids = list(
+        queryset.filter(status__in=Alert.OPEN_STATUSES)
+        .order_by("pk")
+        .select_for_update(of=("self",))
+        .values_list("pk", flat=True)
+    )
     if not ids:
         return 0
     Alert.objects.filter(pk__in=ids, status__in=Alert.OPEN_STATUSES).update(
@@ -512,10 +520,24 @@ def advance_escalations(now: datetime, limit: int = BATCH) -> int:
 
 
 def release_expired_leases(now: datetime) -> int:
-    """Notifications whose sender died mid-delivery (lease expired, not sent) become pending again."""
-    return Notification.objects.filter(status=Notification.Status.SENDING, lease_until__lt=now).update(
-        status=Notification.Status.PENDING, enqueued_at=None, next_attempt_at=None
+    """Notifications whose sender died mid-delivery (lease expired, not sent) become pending again;
+    one that has killed its sender ``NOTIFICATION_MAX_ATTEMPTS`` times fails instead of looping."""
+    expired = Notification.objects.filter(status=Notification.Status.SENDING, lease_until__lt=now)
+    exhausted = list(
+        expired.filter(attempts__gte=settings.NOTIFICATION_MAX_ATTEMPTS).values_list("pk", "alert_id", "channel")
     )
+    if exhausted:
+        error = "the sender stopped mid-delivery on every attempt"
+        Notification.objects.filter(pk__in=[pk for pk, _, _ in exhausted], status=Notification.Status.SENDING).update(
+            status=Notification.Status.FAILED, lease_until=None, last_error=error
+        )
+        AlertEvent.objects.bulk_create(
+            [
+                _timeline(alert_id, AlertEvent.Kind.FAILED, now, f"{channel}: {error}")
+                for _, alert_id, channel in exhausted
+            ]
+        )
+    return expired.update(status=Notification.Status.PENDING, enqueued_at=None, next_attempt_at=None) + len(exhausted)
 
 
 def enqueue_pending(now: datetime, limit: int = BATCH) -> int:

@@ -341,3 +341,18 @@ def test_scan_query_count_does_not_grow_with_newly_due_pumps(clinic, staff, on_c
     fifteen_new = _scan_queries(OVERDUE)  # the 15 new pumps become overdue in this scan
     assert Alert.objects.count() == 16
     assert fifteen_new == one_new
+
+
+@pytest.mark.django_db
+def test_a_notification_that_kills_its_sender_every_time_fails_instead_of_looping(clinic, staff, settings):
+    settings.NOTIFICATION_MAX_ATTEMPTS = 2
+    filled_pump(clinic, staff)
+    scan(DUE_SOON)
+    notification = Notification.objects.get(channel="email")
+    for attempt in range(2):
+        at = DUE_SOON + timedelta(minutes=5 * attempt)
+        assert delivery.claim(notification.pk, at)  # the worker takes it, then dies
+        engine.release_expired_leases(at + timedelta(minutes=3))
+    notification.refresh_from_db()
+    assert notification.status == "failed" and notification.attempts == 2
+    assert AlertEvent.objects.filter(kind="failed").exists()

@@ -27,6 +27,10 @@ def send(notification) -> None:
         connection = get_connection(timeout=20)
         EmailMessage(subject, body, to=[notification.address], connection=connection).send(fail_silently=False)
     except smtplib.SMTPRecipientsRefused as exc:
+        # A 4xx at RCPT TO (greylisting, a full mailbox, a busy server) is worth retrying; 5xx is final.
+        codes = [code for code, _message in exc.recipients.values()]
+        if codes and all(400 <= code < 500 for code in codes):
+            raise Transient(f"recipient deferred: {exc.recipients}") from exc
         raise Permanent(f"recipient refused: {exc.recipients}") from exc
     except smtplib.SMTPResponseException as exc:
         if 500 <= exc.smtp_code < 600:
