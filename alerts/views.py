@@ -51,6 +51,8 @@ def acknowledge(request, pk):
         messages.warning(request, " ".join(exc.messages))
     else:
         messages.success(request, f"{alert.reference} acknowledged: repeats paused while you act.")
+    if request.POST.get("next") == "inbox":
+        return redirect("alert-inbox")
     return redirect("alert-detail", pk=alert.pk)
 
 

@@ -6,12 +6,16 @@ nothing. Permission checks belong to the caller (the API view or page).
 
 from __future__ import annotations
 
+import hashlib
+import secrets
+
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
-from .models import Clinic, Membership, Role
+from .models import CalendarFeed, Clinic, Membership, Role
 
 TAKEN = "A user with this username already exists."
 LAST_ADMIN = "The clinic would have no active administrator left: make someone else its administrator first."
@@ -82,3 +86,35 @@ def update_membership(membership: Membership, actor, **fields) -> Membership:
     current._history_user = actor
     current.save()
     return current
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@transaction.atomic
+def issue_calendar_feed(*, user, now=None) -> str:
+    """A new private feed token for ``user`` (their earlier ones stop working); returns the raw
+    token, which is not stored and cannot be shown again."""
+    now = now or timezone.now()
+    CalendarFeed.objects.filter(user=user, revoked_at__isnull=True).update(revoked_at=now)
+    token = secrets.token_urlsafe(32)
+    CalendarFeed.objects.create(user=user, token_hash=_token_hash(token))
+    return token
+
+
+def revoke_calendar_feeds(*, user, now=None) -> int:
+    return CalendarFeed.objects.filter(user=user, revoked_at__isnull=True).update(revoked_at=now or timezone.now())
+
+
+def calendar_feed_user(token: str, *, now=None):
+    """The active user whose live feed ``token`` is, or None (revoked, unknown, deactivated)."""
+    feed = (
+        CalendarFeed.objects.select_related("user")
+        .filter(token_hash=_token_hash(token), revoked_at__isnull=True, user__is_active=True)
+        .first()
+    )
+    if feed is None:
+        return None
+    CalendarFeed.objects.filter(pk=feed.pk).update(last_fetched_at=now or timezone.now())
+    return feed.user

@@ -1,6 +1,7 @@
 from django.urls import path
 
 from . import views
+from .views import calendar
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -14,4 +15,8 @@ urlpatterns = [
     path("refills/<int:pk>/amend/", views.refill_amend, name="refill-amend"),
     path("appointments/<int:pk>/<str:action>/", views.appointment_status, name="appointment-status"),
     path("schedule/", views.schedule_week, name="schedule-week"),
+    path("calendar/", calendar.calendar_settings, name="calendar"),
+    path("calendar/new/", calendar.calendar_issue, name="calendar-issue"),
+    path("calendar/revoke/", calendar.calendar_revoke, name="calendar-revoke"),
+    path("calendar/<str:token>.ics", calendar.calendar_feed, name="calendar-feed"),
 ]

@@ -99,3 +99,15 @@ def test_polling_the_status_never_extends_an_idle_session(client, nurse, setting
     with time_machine.travel(start + timedelta(minutes=31), tick=False):
         response = client.get(reverse("home"))
     assert response.status_code == 302 and "timeout=1" in response["Location"]
+
+
+@pytest.mark.django_db
+def test_nurse_acknowledges_from_the_inbox(client, nurse, overdue_alert):
+    client.force_login(nurse)
+    with time_machine.travel(OVERDUE + timedelta(minutes=2), tick=False):
+        page = client.get(reverse("alert-inbox"))
+        assert reverse("alert-acknowledge", args=[overdue_alert.pk]).encode() in page.content
+        response = client.post(reverse("alert-acknowledge", args=[overdue_alert.pk]), {"next": "inbox"})
+    assert response["Location"] == reverse("alert-inbox")
+    overdue_alert.refresh_from_db()
+    assert overdue_alert.status == "acknowledged"

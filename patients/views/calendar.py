@@ -1,0 +1,96 @@
+"""A nurse's personal calendar feed (iCalendar) behind a private, revocable URL.
+
+Events carry an appointment reference, its kind and a link — never a patient identifier: calendar
+apps sync to phones and third-party servers. Staff follow the link and log in to see who.
+"""
+
+from datetime import UTC, timedelta
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_not_required
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from clinics import services as clinic_services
+from clinics.access import log_access
+from clinics.models import AccessLog
+
+from ..models import Appointment
+
+PAST_DAYS = 30
+EVENT_MINUTES = 30
+
+
+def _escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,").replace("\n", "\\n")
+
+
+def _stamp(moment) -> str:
+    return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def render_feed(appointments, now) -> str:
+    lines = [
+        "BEGIN:VCALENDAR",
+        "VERSION:2.0",
+        "PRODID:-//ITB Tracker//Appointments//EN",
+        "CALSCALE:GREGORIAN",
+        "X-WR-CALNAME:ITB Tracker appointments",
+    ]
+    for appointment in appointments:
+        link = f"{settings.SITE_URL}{reverse('pump-detail', args=[appointment.pump_id])}"
+        lines += [
+            "BEGIN:VEVENT",
+            f"UID:{appointment.reference}@itb-tracker",
+            f"DTSTAMP:{_stamp(now)}",
+            f"DTSTART:{_stamp(appointment.scheduled_for)}",
+            f"DTEND:{_stamp(appointment.scheduled_for + timedelta(minutes=EVENT_MINUTES))}",
+            f"SUMMARY:{_escape(f'{appointment.get_kind_display()} {appointment.reference}')}",
+            f"DESCRIPTION:{_escape(f'Log in to ITB Tracker to see the patient: {link}')}",
+            f"URL:{link}",
+            "END:VEVENT",
+        ]
+    lines.append("END:VCALENDAR")
+    return "\r\n".join(lines) + "\r\n"
+
+
+@login_not_required
+@require_GET
+def calendar_feed(request, token):
+    now = timezone.now()
+    user = clinic_services.calendar_feed_user(token, now=now)
+    if user is None:
+        raise Http404("No such feed")
+    appointments = list(
+        Appointment.objects.for_user(user)
+        .filter(
+            assigned_to=user, status=Appointment.Status.SCHEDULED, scheduled_for__gte=now - timedelta(days=PAST_DAYS)
+        )
+        .order_by("scheduled_for")
+    )
+    log_access(user, AccessLog.Action.FEED, detail=f"calendar feed: {len(appointments)} appointment(s)")
+    response = HttpResponse(render_feed(appointments, now), content_type="text/calendar; charset=utf-8")
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+def calendar_settings(request):
+    return render(request, "patients/calendar.html", {"feeds": request.user.calendar_feeds.filter(revoked_at=None)})
+
+
+@require_POST
+def calendar_issue(request):
+    token = clinic_services.issue_calendar_feed(user=request.user)
+    url = f"{settings.SITE_URL}{reverse('calendar-feed', args=[token])}"
+    return render(request, "patients/calendar.html", {"new_url": url, "feeds": [True]})
+
+
+@require_POST
+def calendar_revoke(request):
+    clinic_services.revoke_calendar_feeds(user=request.user)
+    messages.success(request, "Your calendar link no longer works. Create a new one to subscribe again.")
+    return redirect("calendar")
