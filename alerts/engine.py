@@ -25,6 +25,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import transaction
@@ -218,8 +219,6 @@ def wanted_alerts(now: datetime, pump_ids=None) -> dict[str, Wanted]:
 
 
 def _zone(name):
-    from zoneinfo import ZoneInfo
-
     return ZoneInfo(name)
 
 

@@ -15,9 +15,9 @@ from .models import Alert, FailingAddress, Notification
 
 
 def inbox(request):
-    """My open alerts by severity: the ones I was notified of first, then the rest of my clinics'."""
+    """My clinics' open alerts, most severe first, marking the ones I was notified of."""
     show = request.GET.get("show", "open")
-    alerts = Alert.objects.for_user(request.user).select_related("pump", "clinic", "acknowledged_by")
+    alerts = Alert.objects.for_user(request.user).select_related("pump__patient", "clinic", "acknowledged_by")
     alerts = alerts.open() if show == "open" else alerts.filter(status=Alert.Status.RESOLVED)
     mine = set(Notification.objects.filter(recipient=request.user, alert__in=alerts).values_list("alert_id", flat=True))
     ordered = alerts.order_by("-severity", "raised_at") if show == "open" else alerts.order_by("-resolved_at")

@@ -111,3 +111,37 @@ def test_nurse_acknowledges_from_the_inbox(client, nurse, overdue_alert):
     assert response["Location"] == reverse("alert-inbox")
     overdue_alert.refresh_from_db()
     assert overdue_alert.status == "acknowledged"
+
+
+@pytest.mark.django_db
+def test_inbox_query_count_does_not_grow_with_alerts(client, clinic, nurse, django_assert_max_num_queries):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def inbox_queries():
+        with time_machine.travel(OVERDUE + timedelta(minutes=1), tick=False), CaptureQueriesContext(connection) as q:
+            assert client.get(reverse("alert-inbox")).status_code == 200
+        return len(q)
+
+    def overdue_pump():
+        pump = PumpFactory(patient=PatientFactory(clinic=clinic), assigned_nurse=nurse)
+        services.record_refill(
+            pump=pump,
+            actor=nurse,
+            performed_at=FILLED,
+            aspirated_ml=D(0),
+            volume_added_ml=D(40),
+            concentration_mcg_per_ml=D(2000),
+            daily_dose_mcg=D(600),
+            now=FILLED,
+        )
+
+    client.force_login(nurse)
+    overdue_pump()
+    engine.run_scan(OVERDUE)
+    one = inbox_queries()
+    for _ in range(8):
+        overdue_pump()
+    engine.run_scan(OVERDUE)
+    assert Alert.objects.count() == 9
+    assert inbox_queries() == one
