@@ -22,7 +22,8 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python manage.py makemigrations --check --dry-run --settings=itb_tracker.settings_test
-	$(BIN)/pytest -n 2 --dist loadgroup
+	$(BIN)/pytest -n 2 --dist loadgroup -m "not fuzz"
+	$(BIN)/pytest -n 0 -m fuzz
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

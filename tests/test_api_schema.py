@@ -156,7 +156,10 @@ def world(db, clinic):
 schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", application)
 
 
+# Every operation's case shares one node id, which pytest-xdist cannot schedule (cases go missing):
+# the "fuzz" marker runs this test in its own pass without xdist (Makefile, .ci/run).
 @schema.parametrize()
+@pytest.mark.fuzz
 @pytest.mark.django_db
 @settings(derandomize=True, max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 def test_every_operation_answers_without_server_errors_and_as_documented(case, world):
