@@ -1,7 +1,8 @@
 """Factory-built, synthetic test data (no real patient ever appears in a test)."""
 
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import factory
 from django.contrib.auth import get_user_model
@@ -78,3 +79,26 @@ class PumpFactory(factory.django.DjangoModelFactory):
     serial_number = factory.Sequence(lambda n: f"SN{n:07d}")
     implanted_on = date(2025, 6, 1)
     lra_ml = factory.LazyAttribute(lambda p: p.pump_model.default_lra_ml)
+
+
+# CLINICAL.md's worked example: 40 mL of 2000 mcg/mL at 600 mcg/day, filled 2026-01-05 09:00
+# America/Phoenix: due 2026-04-29, overdue from 2026-04-30, critical from 2026-05-04 00:14:17.
+WORKED_EXAMPLE_FILL = datetime(2026, 1, 5, 9, tzinfo=ZoneInfo("America/Phoenix"))
+
+
+def filled_pump(clinic, actor, performed_at=WORKED_EXAMPLE_FILL, *, patient=None, **pump_fields) -> Pump:
+    """A pump of ``clinic`` filled as in the worked example (through the refill service)."""
+    from patients import services
+
+    pump = PumpFactory(patient=PatientFactory(clinic=clinic, **(patient or {})), **pump_fields)
+    services.record_refill(
+        pump=pump,
+        actor=actor,
+        performed_at=performed_at,
+        aspirated_ml=Decimal(0),
+        volume_added_ml=Decimal(40),
+        concentration_mcg_per_ml=Decimal(2000),
+        daily_dose_mcg=Decimal(600),
+        now=performed_at,
+    )
+    return pump

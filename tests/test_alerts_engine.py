@@ -16,7 +16,8 @@ from clinics.models import Membership, Role
 from patients import services
 from patients.models import PumpEvent
 
-from .factories import PatientFactory, PumpFactory, member
+from .factories import filled_pump as worked_example_pump
+from .factories import member
 
 PHX = ZoneInfo("America/Phoenix")
 FILLED = datetime(2026, 1, 5, 9, tzinfo=PHX)
@@ -43,18 +44,7 @@ def on_call(staff):
 
 
 def filled_pump(clinic, staff, **patient_fields):
-    pump = PumpFactory(patient=PatientFactory(clinic=clinic, **patient_fields), assigned_nurse=staff["nurse"])
-    services.record_refill(
-        pump=pump,
-        actor=staff["nurse"],
-        performed_at=FILLED,
-        aspirated_ml=D(0),
-        volume_added_ml=D(40),
-        concentration_mcg_per_ml=D(2000),
-        daily_dose_mcg=D(600),
-        now=FILLED,
-    )
-    return pump
+    return worked_example_pump(clinic, staff["nurse"], patient=patient_fields, assigned_nurse=staff["nurse"])
 
 
 def scan(now):

@@ -1,7 +1,6 @@
 """Alert pages: the inbox, acknowledging by POST only, the banner, polling that never keeps a session alive."""
 
 from datetime import datetime, timedelta
-from decimal import Decimal as D
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -11,28 +10,16 @@ from django.urls import reverse
 from alerts import engine
 from alerts.models import Alert
 from clinics.models import Role
-from patients import services
 
-from .factories import PatientFactory, PumpFactory, member
+from .factories import filled_pump, member
 
 PHX = ZoneInfo("America/Phoenix")
-FILLED = datetime(2026, 1, 5, 9, tzinfo=PHX)
 OVERDUE = datetime(2026, 4, 30, 9, tzinfo=PHX)
 
 
 @pytest.fixture
 def overdue_alert(clinic, nurse):
-    pump = PumpFactory(patient=PatientFactory(clinic=clinic, family_name="Overdueson"), assigned_nurse=nurse)
-    services.record_refill(
-        pump=pump,
-        actor=nurse,
-        performed_at=FILLED,
-        aspirated_ml=D(0),
-        volume_added_ml=D(40),
-        concentration_mcg_per_ml=D(2000),
-        daily_dose_mcg=D(600),
-        now=FILLED,
-    )
+    pump = filled_pump(clinic, nurse, patient={"family_name": "Overdueson"}, assigned_nurse=nurse)
     engine.run_scan(OVERDUE)
     return Alert.objects.get(pump=pump)
 
@@ -124,17 +111,7 @@ def test_inbox_query_count_does_not_grow_with_alerts(client, clinic, nurse, djan
         return len(q)
 
     def overdue_pump():
-        pump = PumpFactory(patient=PatientFactory(clinic=clinic), assigned_nurse=nurse)
-        services.record_refill(
-            pump=pump,
-            actor=nurse,
-            performed_at=FILLED,
-            aspirated_ml=D(0),
-            volume_added_ml=D(40),
-            concentration_mcg_per_ml=D(2000),
-            daily_dose_mcg=D(600),
-            now=FILLED,
-        )
+        filled_pump(clinic, nurse, assigned_nurse=nurse)
 
     client.force_login(nurse)
     overdue_pump()

@@ -1,7 +1,6 @@
 """Alerts through the API: the user's clinics only; acknowledging by POST."""
 
 from datetime import datetime, timedelta
-from decimal import Decimal as D
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -11,28 +10,16 @@ from rest_framework.test import APIClient
 from alerts import engine
 from alerts.models import Alert
 from clinics.models import Role
-from patients import services
 
-from .factories import PatientFactory, PumpFactory, member
+from .factories import filled_pump, member
 
 PHX = ZoneInfo("America/Phoenix")
-FILLED = datetime(2026, 1, 5, 9, tzinfo=PHX)
 OVERDUE = datetime(2026, 4, 30, 9, tzinfo=PHX)
 
 
 @pytest.fixture
 def alert(clinic, nurse):
-    pump = PumpFactory(patient=PatientFactory(clinic=clinic), assigned_nurse=nurse)
-    services.record_refill(
-        pump=pump,
-        actor=nurse,
-        performed_at=FILLED,
-        aspirated_ml=D(0),
-        volume_added_ml=D(40),
-        concentration_mcg_per_ml=D(2000),
-        daily_dose_mcg=D(600),
-        now=FILLED,
-    )
+    filled_pump(clinic, nurse, assigned_nurse=nurse)
     engine.run_scan(OVERDUE)
     return Alert.objects.get()
 
