@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from . import engine
-from .models import Alert, AlertEvent, Channel, Notification, Webhook
+from .models import Alert, AlertEvent, Channel, EscalationLevel, EscalationPolicy, Notification, Webhook
 
 
 @transaction.atomic
@@ -78,3 +78,41 @@ def add_webhook(*, clinic, actor, url: str) -> Webhook:
     hook.full_clean()
     hook.save()
     return hook
+
+
+@transaction.atomic
+def save_escalation_policy(
+    *, policy: EscalationPolicy, actor, repeat_count: int | None, realert_minutes: int, levels: list[dict]
+) -> EscalationPolicy:
+    """Replace a policy's settings and its ordered levels; each history row names ``actor``.
+
+    ``levels`` are dicts of roles, on_call, assigned_nurse, users, channels, wait_minutes and
+    optionally the ``id`` of an existing level to keep; existing levels not listed are removed.
+    Alerts already raised keep the snapshot they were raised with: only alerts raised (or raised
+    to a higher severity) from now on follow the edited policy.
+    """
+    if not actor.has_perm("clinics.manage_clinic", policy.clinic):
+        raise PermissionDenied
+    if not levels:
+        raise ValidationError({"levels": "A policy needs at least one level."})
+    policy = EscalationPolicy.objects.select_for_update().get(pk=policy.pk)  # one editor at a time
+    policy.repeat_count = repeat_count
+    policy.realert_minutes = realert_minutes
+    policy._history_user = actor
+    policy.save()
+    existing = {level.pk: level for level in policy.levels.all()}
+    kept = {fields["id"] for fields in levels if fields.get("id")}
+    for pk, level in existing.items():
+        if pk not in kept:
+            level._history_user = actor
+            level.delete()
+    for position, fields in enumerate(levels):
+        level = existing.get(fields.get("id")) or EscalationLevel(policy=policy)
+        level.position = position
+        for name in ("roles", "on_call", "assigned_nurse", "channels", "wait_minutes"):
+            setattr(level, name, fields[name])
+        level._history_user = actor
+        level.full_clean(exclude=["policy", "users"])
+        level.save()
+        level.users.set(fields.get("users", []))
+    return policy

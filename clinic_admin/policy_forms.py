@@ -5,9 +5,9 @@ from __future__ import annotations
 from django import forms
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.forms import BaseInlineFormSet, inlineformset_factory
 
+from alerts import services
 from alerts.models import Channel, EscalationLevel, EscalationPolicy, Webhook
 from clinics.models import Membership, Role
 
@@ -137,31 +137,23 @@ LevelFormSet = inlineformset_factory(
 )
 
 
-@transaction.atomic
 def save_policy(policy_form: PolicyForm, levels: BaseLevelFormSet, actor) -> EscalationPolicy:
-    """Save a policy and its levels, each history row naming ``actor``.
-
-    Alerts already raised keep the snapshot of the policy they were raised with: only alerts
-    raised (or raised to a higher severity) from now on follow the edited policy.
-    """
-    EscalationPolicy.objects.select_for_update().filter(pk=policy_form.instance.pk).first()  # one editor at a time
-    policy = policy_form.save(commit=False)
-    policy._history_user = actor
-    policy.save()
-    for form in levels.forms:
-        if form.instance.pk and levels._should_delete_form(form):
-            form.instance._history_user = actor
-            form.instance.delete()
-    for position, form in enumerate(levels.ordered_forms()):
-        if not form.has_changed() and form.instance.position == position:
-            continue
-        level = form.save(commit=False)
-        level.policy = policy
-        level.position = position
-        level._history_user = actor
-        level.save()
-        form.save_m2m()
-    return policy
+    """The edited policy and its levels, handed to the one service that writes them."""
+    return services.save_escalation_policy(
+        policy=policy_form.instance,
+        actor=actor,
+        repeat_count=policy_form.cleaned_data["repeat_count"],
+        realert_minutes=policy_form.cleaned_data["realert_minutes"],
+        levels=[
+            {
+                "id": form.instance.pk,
+                **{name: form.cleaned_data[name] for name in ("roles", "on_call", "assigned_nurse", "channels")},
+                "wait_minutes": form.cleaned_data["wait_minutes"],
+                "users": list(form.cleaned_data.get("users") or []),
+            }
+            for form in levels.ordered_forms()
+        ],
+    )
 
 
 class WebhookForm(forms.Form):
