@@ -298,8 +298,8 @@ def preview_refill(
     # Imported here: services imports this module's neighbours, not the other way round.
     from . import services
 
-    if pump.pump_model.is_constant_flow and daily_dose_mcg is None and pump.flow_rate_ml_per_day:
-        daily_dose_mcg = (pump.flow_rate_ml_per_day * concentration_mcg_per_ml).quantize(Decimal("0.01"))
+    # The service's rules, with its refusals ignored here: the preview shows, the save judges.
+    daily_dose_mcg = services.constant_flow_dose(pump, concentration_mcg_per_ml, daily_dose_mcg, {})
     daily_dose_mcg = daily_dose_mcg if daily_dose_mcg is not None else Decimal("0")
     earlier_refills = list(
         pump.refills.filter(performed_at__lt=performed_at).select_related("drug_product").order_by("performed_at")
@@ -330,10 +330,10 @@ def preview_refill(
     )
     at = max(now, performed_at)
     projection, fill = services.project_record(pump, [*earlier_refills, refill], [*earlier_programs, program], at)
-    reference = next((p.daily_dose_mcg for p in reversed(earlier_programs) if p.daily_dose_mcg > 0), None)
-    change_pct = None
-    if reference and daily_dose_mcg > 0:
-        change_pct = (abs(daily_dose_mcg - reference) / reference * 100).quantize(Decimal("1"))
+    reference = services.last_nonzero_dose(earlier_programs)
+    change_pct = services.dose_change_pct(daily_dose_mcg, reference)
+    if change_pct is not None:
+        change_pct = change_pct.quantize(Decimal("1"))
     return RefillPreview(
         rate_ml_per_day=fill.segments[0].rate_ml_per_day if fill.segments else Decimal("0"),
         total_mcg_per_day=daily_dose_mcg + bolus_mcg_per_day,

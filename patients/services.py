@@ -288,9 +288,9 @@ def _dose_errors(
             f"{clinic.high_dose_threshold_mcg_per_day.normalize():f} mcg/day: confirm it is intended "
             "(60 mcg per hour typed as a daily dose is 1440 mcg/day)."
         )
-    elif previous_dose_mcg and daily_dose_mcg > 0:
-        change_pct = abs(daily_dose_mcg - previous_dose_mcg) / previous_dose_mcg * HUNDRED
-        if change_pct > clinic.dose_change_limit_pct:
+    else:
+        change_pct = dose_change_pct(daily_dose_mcg, previous_dose_mcg)
+        if change_pct is not None and change_pct > clinic.dose_change_limit_pct:
             errors["dose_change_confirmed"] = (
                 f"The dose changes from {previous_dose_mcg.normalize():f} to {daily_dose_mcg.normalize():f} mcg/day "
                 f"({change_pct.quantize(Decimal('1'))}%), more than the clinic's limit of "
@@ -299,8 +299,17 @@ def _dose_errors(
     return errors
 
 
-def _program_in_effect(pump: Pump, at: datetime) -> Program | None:
-    return pump.programs.filter(effective_at__lte=at).order_by("-effective_at", "-id").first()
+def dose_change_pct(daily_dose_mcg: Decimal, reference_mcg: Decimal | None) -> Decimal | None:
+    """How far a new dose is from the reference dose, in %; None when either is zero or absent."""
+    if not reference_mcg or daily_dose_mcg <= 0:
+        return None
+    return abs(daily_dose_mcg - reference_mcg) / reference_mcg * HUNDRED
+
+
+def last_nonzero_dose(programs: Iterable[Program]) -> Decimal | None:
+    """The dose a new one is compared with: the last non-zero one (a restart after an MRI stop is
+    compared with the dose before the stop, not with zero). ``programs`` oldest first."""
+    return next((p.daily_dose_mcg for p in reversed(list(programs)) if p.daily_dose_mcg > 0), None)
 
 
 def _reference_dose(pump: Pump, at: datetime, exclude_pk=None) -> Decimal | None:
@@ -384,7 +393,7 @@ def _refill_errors(
     return errors
 
 
-def _constant_flow_dose(pump: Pump, concentration: Decimal, daily_dose: Decimal | None, errors: dict):
+def constant_flow_dose(pump: Pump, concentration: Decimal, daily_dose: Decimal | None, errors: dict):
     """For a constant-flow pump the dose follows from its flow rate × the concentration."""
     if not pump.pump_model.is_constant_flow:
         return daily_dose
@@ -442,7 +451,7 @@ def record_refill(
         now=now,
         previous=previous,
     )
-    daily_dose_mcg = _constant_flow_dose(pump, concentration_mcg_per_ml, daily_dose_mcg, errors)
+    daily_dose_mcg = constant_flow_dose(pump, concentration_mcg_per_ml, daily_dose_mcg, errors)
     if daily_dose_mcg is None:
         errors["daily_dose_mcg"] = "Give the daily dose in mcg/day."
     if errors:
@@ -610,7 +619,7 @@ def amend_refill(*, refill: RefillVisit, actor, amend_reason: str, now: datetime
         following=following,
     )
     errors.pop("pump", None)  # an explanted pump's past refills can still be corrected
-    values["daily_dose_mcg"] = _constant_flow_dose(
+    values["daily_dose_mcg"] = constant_flow_dose(
         pump, values["concentration_mcg_per_ml"], values["daily_dose_mcg"], errors
     )
     if errors:

@@ -86,8 +86,9 @@ class PumpFactory(factory.django.DjangoModelFactory):
 WORKED_EXAMPLE_FILL = datetime(2026, 1, 5, 9, tzinfo=ZoneInfo("America/Phoenix"))
 
 
-def filled_pump(clinic, actor, performed_at=WORKED_EXAMPLE_FILL, *, patient=None, **pump_fields) -> Pump:
-    """A pump of ``clinic`` filled as in the worked example (through the refill service)."""
+def filled_pump(clinic, actor, performed_at=WORKED_EXAMPLE_FILL, *, patient=None, refill=None, **pump_fields) -> Pump:
+    """A pump of ``clinic`` filled as in the worked example (through the refill service);
+    ``refill`` adds fields to the refill (a drug product, an ordering physician)."""
     from patients import services
 
     pump = PumpFactory(patient=PatientFactory(clinic=clinic, **(patient or {})), **pump_fields)
@@ -100,5 +101,6 @@ def filled_pump(clinic, actor, performed_at=WORKED_EXAMPLE_FILL, *, patient=None
         concentration_mcg_per_ml=Decimal(2000),
         daily_dose_mcg=Decimal(600),
         now=performed_at,
+        **(refill or {}),
     )
     return pump

@@ -13,7 +13,7 @@ from django.urls import reverse
 from patients import services
 from patients.models import Program, PumpProjection, RefillVisit
 
-from .factories import PatientFactory, PumpFactory, drug_product, pump_model
+from .factories import PatientFactory, PumpFactory, drug_product, filled_pump, pump_model
 
 PHX = ZoneInfo("America/Phoenix")
 
@@ -28,18 +28,7 @@ REFILL_DAY = at(2026, 4, 20, 9, 30)
 @pytest.fixture
 def pump(clinic, nurse):
     """The CLINICAL.md worked example: due 2026-04-29; 8.5 mL expected on 2026-04-20 09:00."""
-    pump = PumpFactory(patient=PatientFactory(clinic=clinic), pump_model=pump_model("SynchroMed II 40 mL"))
-    services.record_refill(
-        pump=pump,
-        actor=nurse,
-        performed_at=at(2026, 1, 5, 9),
-        aspirated_ml=D("0"),
-        volume_added_ml=D("40"),
-        concentration_mcg_per_ml=D("2000"),
-        daily_dose_mcg=D("600"),
-        drug_product=drug_product("2000"),
-        now=at(2026, 1, 5, 9),
-    )
+    pump = filled_pump(clinic, nurse, at(2026, 1, 5, 9), refill={"drug_product": drug_product("2000")})
     return pump
 
 

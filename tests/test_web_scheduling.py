@@ -2,7 +2,6 @@
 and the clinic's week view."""
 
 from datetime import datetime
-from decimal import Decimal as D
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -12,7 +11,7 @@ from django.urls import reverse
 from patients import services
 from patients.models import Appointment
 
-from .factories import PatientFactory, PumpFactory, pump_model
+from .factories import PatientFactory, PumpFactory, filled_pump
 
 PHX = ZoneInfo("America/Phoenix")
 NOW = datetime(2026, 4, 1, 10, tzinfo=PHX)
@@ -25,19 +24,7 @@ def at(*args):
 @pytest.fixture
 def pump(clinic, nurse):
     """Filled 2026-01-05 09:00 as in CLINICAL.md's worked example: refill due 2026-04-29."""
-    pump = PumpFactory(
-        patient=PatientFactory(clinic=clinic, family_name="Bookley"), pump_model=pump_model("SynchroMed II 40 mL")
-    )
-    services.record_refill(
-        pump=pump,
-        actor=nurse,
-        performed_at=at(2026, 1, 5, 9),
-        aspirated_ml=D("0"),
-        volume_added_ml=D("40"),
-        concentration_mcg_per_ml=D("2000"),
-        daily_dose_mcg=D("600"),
-        now=at(2026, 1, 5, 9),
-    )
+    pump = filled_pump(clinic, nurse, at(2026, 1, 5, 9), patient={"family_name": "Bookley"})
     return pump
 
 
