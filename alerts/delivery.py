@@ -10,6 +10,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from . import enqueue
 from .channels import Permanent, Transient, get_channel
 from .models import AlertEvent, FailingAddress, Notification
 
@@ -91,10 +92,8 @@ def _retry_or_fail(notification, error: str, now: datetime) -> str:
         last_error=error[:500],
     )
     log.info("notification %s: attempt %s failed, retry in %ss", notification.pk, notification.attempts, delay)
-    from .tasks import deliver_notification
-
     try:
-        deliver_notification.apply_async(args=[notification.pk], countdown=delay, retry=False)
+        enqueue.delivery(notification.pk, countdown=delay)
     except Exception:  # broker down: the scan's enqueue step takes it up at next_attempt_at
         Notification.objects.filter(pk=notification.pk, status=Notification.Status.PENDING).update(enqueued_at=None)
     return "retry"

@@ -37,6 +37,7 @@ from patients import depletion
 from patients.models import Appointment, Patient, Pump
 from patients.selectors import with_status
 
+from . import enqueue
 from .models import (
     REFILL_FAMILY,
     Alert,
@@ -567,11 +568,9 @@ def enqueue_pending(now: datetime, limit: int = BATCH) -> int:
 
 def publish_deliveries(ids: list[int]) -> int:
     """Enqueue delivery tasks; on a broker failure the rest go back to the outbox for the next scan."""
-    from .tasks import deliver_notification
-
     for position, pk in enumerate(ids):
         try:
-            deliver_notification.apply_async(args=[pk], retry=False)
+            enqueue.delivery(pk)
         except Exception as exc:  # the broker is down: kombu raises OperationalError and friends
             log.warning("broker unavailable, %d deliveries left for the next scan: %s", len(ids) - position, exc)
             Notification.objects.filter(pk__in=ids[position:], status=Notification.Status.PENDING).update(

@@ -13,7 +13,7 @@ from clinics.models import Clinic
 from patients import signals
 from patients.models import PumpEvent, PumpProjection
 
-from . import engine
+from . import engine, enqueue
 from .models import REFILL_FAMILY, Alert, AlertKind, Severity
 from .policies import ensure_default_policies
 
@@ -105,12 +105,10 @@ def on_projections(sender, pump_ids, now, **kwargs):
 def _wake_scan_after_commit():
     """An emergency should not wait for the next beat: ask for a scan as soon as this commits."""
 
-    def enqueue():
-        from .tasks import scan
-
+    def publish():
         try:
-            scan.apply_async(retry=False)
+            enqueue.scan()
         except Exception as exc:  # broker down: beat's next scan (or `manage.py escalate`) takes it up
             log.warning("could not enqueue an immediate scan: %s", exc)
 
-    transaction.on_commit(enqueue)
+    transaction.on_commit(publish)

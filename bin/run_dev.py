@@ -35,8 +35,17 @@ def main():
     processes = [
         subprocess.Popen([PYTHON, "manage.py", "runserver", f"{HOST}:{PORT}", "--noreload"], cwd=ROOT),
         subprocess.Popen(
-            [*celery, "worker", "--loglevel", "INFO", "--concurrency", "2", "--without-gossip", "--without-mingle",
-             "--without-heartbeat"],
+            [
+                *celery,
+                "worker",
+                "--loglevel",
+                "INFO",
+                "--concurrency",
+                "2",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ],
             cwd=ROOT,
         ),
         subprocess.Popen([*celery, "beat", "--loglevel", "INFO"], cwd=ROOT),

@@ -282,7 +282,7 @@ def test_smtp_refusal_is_retried_then_marked_failed_and_visible(clinic, staff, s
         raise smtplib.SMTPServerDisconnected("connection refused")
 
     monkeypatch.setattr("django.core.mail.EmailMessage.send", refuse)
-    monkeypatch.setattr("alerts.tasks.deliver_notification.apply_async", lambda *a, **k: None)
+    monkeypatch.setattr("alerts.enqueue.delivery", lambda *a, **k: None)
     assert delivery.deliver(notification.pk, DUE_SOON) == "retry"
     notification.refresh_from_db()
     assert notification.status == "pending" and notification.next_attempt_at == DUE_SOON + timedelta(seconds=30)

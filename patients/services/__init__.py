@@ -1,0 +1,113 @@
+"""Every write with rules, one function each, one transaction each. Forms, the API, commands and
+the demo seeder all call these; nothing else writes clinical records.
+
+A refusal raises ``django.core.exceptions.ValidationError`` with a message per field (the API
+answers 400 with it, forms show it beside the field) and, being inside the transaction, stores
+nothing. Every save goes through the ORM with the acting user attached, so the history records
+who did it (the system user for tasks and commands).
+
+The package is split by task (projections, programs, refills, records, scheduling, events);
+every public name is importable from ``patients.services`` itself.
+"""
+
+from .common import (
+    CENT,
+    CLOCK_SKEW,
+    CONSTANT_FLOW_DOSE_TOLERANCE,
+    DEFAULT_MAX_DAYS_IN_PUMP,
+    HUNDRED,
+    ZERO,
+    Refusal,
+)
+from .events import (
+    OVERDOSE_SIGNS,
+    SYMPTOMS,
+    WITHDRAWAL_SIGNS,
+    is_emergency,
+    record_pump_event,
+)
+from .programs import (
+    change_program,
+    constant_flow_dose,
+    dose_change_pct,
+    last_nonzero_dose,
+)
+from .projections import (
+    HISTORY_PREFETCH,
+    catalogue_products,
+    compute_projection,
+    margin_for,
+    max_days_in_pump,
+    project_record,
+    recompute_projection,
+    recompute_projections,
+)
+from .records import (
+    CLINIC_SETTINGS,
+    PATIENT_FIELDS,
+    PUMP_FIELDS,
+    create_patient,
+    create_pump,
+    create_pump_model,
+    update_clinic_settings,
+    update_patient,
+    update_pump,
+)
+from .refills import (
+    AMENDABLE_REFILL_FIELDS,
+    amend_refill,
+    expected_residual_ml,
+    record_refill,
+    residual_check,
+)
+from .scheduling import (
+    cancel_appointment,
+    complete_appointment,
+    mark_appointment_missed,
+    schedule_appointment,
+)
+
+__all__ = [
+    "CLOCK_SKEW",
+    "ZERO",
+    "HUNDRED",
+    "CENT",
+    "DEFAULT_MAX_DAYS_IN_PUMP",
+    "CONSTANT_FLOW_DOSE_TOLERANCE",
+    "Refusal",
+    "catalogue_products",
+    "max_days_in_pump",
+    "margin_for",
+    "compute_projection",
+    "HISTORY_PREFETCH",
+    "project_record",
+    "recompute_projection",
+    "recompute_projections",
+    "dose_change_pct",
+    "last_nonzero_dose",
+    "constant_flow_dose",
+    "change_program",
+    "record_refill",
+    "expected_residual_ml",
+    "residual_check",
+    "AMENDABLE_REFILL_FIELDS",
+    "amend_refill",
+    "PATIENT_FIELDS",
+    "create_pump_model",
+    "create_patient",
+    "update_patient",
+    "create_pump",
+    "PUMP_FIELDS",
+    "update_pump",
+    "CLINIC_SETTINGS",
+    "update_clinic_settings",
+    "schedule_appointment",
+    "complete_appointment",
+    "mark_appointment_missed",
+    "cancel_appointment",
+    "WITHDRAWAL_SIGNS",
+    "OVERDOSE_SIGNS",
+    "SYMPTOMS",
+    "is_emergency",
+    "record_pump_event",
+]

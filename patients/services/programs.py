@@ -1,0 +1,201 @@
+"""Dose rules and program changes between refills."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import transaction
+
+from clinics.access import role_in
+from clinics.models import Clinic, Role
+
+from ..models import (
+    Program,
+    Pump,
+)
+from .common import (
+    CLOCK_SKEW,
+    CONSTANT_FLOW_DOSE_TOLERANCE,
+    HUNDRED,
+    ZERO,
+    _now,
+    _pumps_of,
+    _q2,
+    _refuse,
+    _require_aware,
+    _save,
+)
+from .projections import (
+    recompute_projections,
+)
+
+# --- dose rules -------------------------------------------------------------------
+
+
+def _dose_errors(
+    *,
+    clinic: Clinic,
+    daily_dose_mcg: Decimal,
+    bolus_mcg_per_day: Decimal,
+    previous_dose_mcg: Decimal | None,
+    stop_reason: str,
+    dose_change_confirmed: bool,
+) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    total = daily_dose_mcg + bolus_mcg_per_day
+    limit = clinic.max_daily_dose_mcg_per_day
+    if daily_dose_mcg < 0:
+        errors["daily_dose_mcg"] = "A daily dose cannot be negative."
+    elif bolus_mcg_per_day < 0:
+        errors["bolus_mcg_per_day"] = "A bolus allowance cannot be negative."
+    elif total > limit:
+        errors["daily_dose_mcg"] = (
+            f"Daily dose plus bolus allowance is {total.normalize():f} mcg/day, above the hard limit of "
+            f"{limit.normalize():f} mcg/day. Check the units: doses are per day, not per hour."
+        )
+    if errors:
+        return errors
+    if daily_dose_mcg == 0 and not stop_reason.strip():
+        errors["stop_reason"] = (
+            "A zero dose stops therapy: give the reason (for example MRI with the reservoir emptied)."
+        )
+        return errors
+    if dose_change_confirmed:
+        return errors
+    if total > clinic.high_dose_threshold_mcg_per_day:
+        errors["dose_change_confirmed"] = (
+            f"{total.normalize():f} mcg/day is above the clinic's high-dose threshold of "
+            f"{clinic.high_dose_threshold_mcg_per_day.normalize():f} mcg/day: confirm it is intended "
+            "(60 mcg per hour typed as a daily dose is 1440 mcg/day)."
+        )
+    else:
+        change_pct = dose_change_pct(daily_dose_mcg, previous_dose_mcg)
+        if change_pct is not None and change_pct > clinic.dose_change_limit_pct:
+            errors["dose_change_confirmed"] = (
+                f"The dose changes from {previous_dose_mcg.normalize():f} to {daily_dose_mcg.normalize():f} mcg/day "
+                f"({change_pct.quantize(Decimal('1'))}%), more than the clinic's limit of "
+                f"{clinic.dose_change_limit_pct.normalize():f}%: confirm the new dose."
+            )
+    return errors
+
+
+def dose_change_pct(daily_dose_mcg: Decimal, reference_mcg: Decimal | None) -> Decimal | None:
+    """How far a new dose is from the reference dose, in %; None when either is zero or absent."""
+    if not reference_mcg or daily_dose_mcg <= 0:
+        return None
+    return abs(daily_dose_mcg - reference_mcg) / reference_mcg * HUNDRED
+
+
+def last_nonzero_dose(programs: Iterable[Program]) -> Decimal | None:
+    """The dose a new one is compared with: the last non-zero one (a restart after an MRI stop is
+    compared with the dose before the stop, not with zero). ``programs`` oldest first."""
+    return next((p.daily_dose_mcg for p in reversed(list(programs)) if p.daily_dose_mcg > 0), None)
+
+
+def _reference_dose(pump: Pump, at: datetime, exclude_pk=None) -> Decimal | None:
+    """The dose a new one is compared with: the last non-zero dose before ``at`` (a restart after
+    an MRI stop is compared with the dose before the stop, not with zero)."""
+    qs = pump.programs.filter(effective_at__lte=at, daily_dose_mcg__gt=0)
+    if exclude_pk is not None:
+        qs = qs.exclude(pk=exclude_pk)
+    program = qs.order_by("-effective_at", "-id").first()
+    return program.daily_dose_mcg if program else None
+
+
+def _check_ordering_physician(pump: Pump, actor, ordered_by, errors: dict):
+    """A nurse changing a dose names the ordering physician (DESIGN.md role table)."""
+    if ordered_by is not None:
+        if not ordered_by.is_superuser and role_in(ordered_by, pump.access_clinic_id) != Role.PHYSICIAN:
+            errors["ordered_by"] = "The ordering clinician must be a physician of this clinic."
+        return
+    if actor is not None and not actor.is_superuser and role_in(actor, pump.access_clinic_id) == Role.NURSE:
+        errors["ordered_by"] = "Name the physician who ordered this dose change."
+
+
+def constant_flow_dose(pump: Pump, concentration: Decimal, daily_dose: Decimal | None, errors: dict):
+    """For a constant-flow pump the dose follows from its flow rate × the concentration."""
+    if not pump.pump_model.is_constant_flow:
+        return daily_dose
+    if not pump.flow_rate_ml_per_day:
+        errors["pump"] = "Record this constant-flow pump's flow rate (mL/day) first."
+        return daily_dose
+    delivered = _q2(pump.flow_rate_ml_per_day * concentration)
+    if daily_dose is None:
+        return delivered
+    if daily_dose > 0 and abs(daily_dose - delivered) > delivered * CONSTANT_FLOW_DOSE_TOLERANCE:
+        errors["daily_dose_mcg"] = (
+            f"This constant-flow pump delivers {pump.flow_rate_ml_per_day.normalize():f} mL/day: at "
+            f"{concentration.normalize():f} mcg/mL that is {delivered.normalize():f} mcg/day, not "
+            f"{daily_dose.normalize():f}. Change the concentration to change the dose."
+        )
+    return daily_dose
+
+
+# --- programs ------------------------------------------------------------------------
+
+
+@transaction.atomic
+def change_program(
+    *,
+    pump: Pump,
+    actor,
+    effective_at: datetime,
+    daily_dose_mcg: Decimal,
+    bolus_mcg_per_day: Decimal = ZERO,
+    ordered_by=None,
+    verified_by=None,
+    stop_reason: str = "",
+    dose_change_confirmed: bool = False,
+    now: datetime | None = None,
+) -> Program:
+    """Reprogram the pump. The concentration stays the last fill's; a nurse names the physician."""
+    now = _now(now)
+    pump = _pumps_of(Pump.objects.select_for_update()).get(pk=pump.pk)
+    errors: dict[str, str] = {}
+    _require_aware("effective_at", effective_at, errors)
+    if errors:
+        _refuse(errors)
+    last = pump.refills.order_by("-performed_at").first()
+    if pump.status != Pump.Status.ACTIVE:
+        errors["pump"] = "This pump is explanted."
+    if last is None:
+        errors["effective_at"] = "Record the pump's last refill first: a program needs the drug in the reservoir."
+    elif effective_at < last.performed_at:
+        errors["effective_at"] = "A program change cannot start before the pump's last refill."
+    elif effective_at > now + CLOCK_SKEW:
+        errors["effective_at"] = "A program change cannot be recorded in the future."
+    if pump.pump_model.is_constant_flow and daily_dose_mcg > 0:
+        errors["daily_dose_mcg"] = "A constant-flow pump's dose is set by its flow rate and the concentration."
+    if errors:
+        _refuse(errors)
+    errors.update(
+        _dose_errors(
+            clinic=pump.patient.clinic,
+            daily_dose_mcg=daily_dose_mcg,
+            bolus_mcg_per_day=bolus_mcg_per_day,
+            previous_dose_mcg=_reference_dose(pump, effective_at),
+            stop_reason=stop_reason,
+            dose_change_confirmed=dose_change_confirmed,
+        )
+    )
+    _check_ordering_physician(pump, actor, ordered_by, errors)
+    if errors:
+        _refuse(errors)
+    program = _save(
+        Program(
+            pump=pump,
+            effective_at=effective_at,
+            concentration_mcg_per_ml=last.concentration_mcg_per_ml,
+            daily_dose_mcg=daily_dose_mcg,
+            bolus_mcg_per_day=bolus_mcg_per_day,
+            stop_reason=stop_reason.strip() if daily_dose_mcg == 0 else "",
+            ordered_by=ordered_by,
+            verified_by=verified_by,
+            entered_by=actor,
+        ),
+        actor,
+    )
+    recompute_projections([pump], now)
+    return program

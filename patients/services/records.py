@@ -1,0 +1,167 @@
+"""Patients, pumps, the pump-model catalogue and clinic settings."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import transaction
+
+from clinics.access import role_in
+from clinics.models import Clinic, Role
+
+from ..models import (
+    Patient,
+    Pump,
+    PumpModel,
+)
+from .common import (
+    _full_clean,
+    _ml,
+    _pumps_of,
+    _refuse,
+    _save,
+)
+from .projections import (
+    recompute_projections,
+)
+
+# --- patients and pumps ------------------------------------------------------------------
+
+
+PATIENT_FIELDS = {
+    "mrn",
+    "given_name",
+    "family_name",
+    "birth_date",
+    "phone",
+    "contact_notes",
+    "status",
+    "sci_at_or_above_t6",
+    "communication_difficulty",
+    "prior_withdrawal",
+    "extra_margin_days",
+    "renal_impairment",
+    "cns_depressants",
+    "pregnancy_or_breastfeeding",
+    "risk_notes",
+}
+
+
+@transaction.atomic
+def create_pump_model(*, actor, **fields) -> PumpModel:
+    """A catalogue entry (superusers only)."""
+    pump_model = PumpModel(**fields)
+    _full_clean(pump_model)
+    return _save(pump_model, actor)
+
+
+@transaction.atomic
+def create_patient(*, clinic: Clinic, actor, **fields) -> Patient:
+    patient = Patient(clinic=clinic, **fields)
+    _full_clean(patient)
+    return _save(patient, actor)
+
+
+@transaction.atomic
+def update_patient(*, patient: Patient, actor, now: datetime | None = None, **fields) -> Patient:
+    """Change a patient's details; status and risk flags move the refill margins and the worklist."""
+    unknown = set(fields) - PATIENT_FIELDS
+    if unknown:
+        _refuse(dict.fromkeys(sorted(unknown), "This field cannot be changed here."))
+    patient = Patient.objects.select_for_update().get(pk=patient.pk)
+    for field, value in fields.items():
+        setattr(patient, field, value)
+    _full_clean(patient)
+    _save(patient, actor)
+    recompute_projections(_pumps_of(patient.pumps.all()), now)
+    return patient
+
+
+def _pump_field_errors(pump: Pump) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    if pump.lra_ml is not None and pump.lra_ml >= pump.pump_model.reservoir_ml:
+        errors["lra_ml"] = f"The alarm threshold must be below the reservoir's {_ml(pump.pump_model.reservoir_ml)}."
+    if pump.pump_model.is_constant_flow and not pump.flow_rate_ml_per_day:
+        errors["flow_rate_ml_per_day"] = "A constant-flow pump needs its measured flow rate (mL/day)."
+    if not pump.pump_model.is_constant_flow and pump.flow_rate_ml_per_day:
+        errors["flow_rate_ml_per_day"] = "Only constant-flow pumps have a fixed flow rate."
+    if pump.assigned_nurse_id is not None:
+        role = role_in(pump.assigned_nurse, pump.patient.clinic_id)
+        if role not in (Role.NURSE, Role.PHYSICIAN):
+            errors["assigned_nurse"] = "The assigned nurse must be care staff of this clinic."
+    return errors
+
+
+@transaction.atomic
+def create_pump(*, patient: Patient, pump_model: PumpModel, actor, lra_ml: Decimal | None = None, **fields) -> Pump:
+    pump = Pump(patient=patient, pump_model=pump_model, lra_ml=lra_ml, **fields)
+    if pump.lra_ml is None:
+        pump.lra_ml = pump_model.default_lra_ml
+    if pump.explanted_on is not None:
+        pump.status = Pump.Status.EXPLANTED
+    errors = _pump_field_errors(pump)
+    if errors:
+        _refuse(errors)
+    _full_clean(pump)
+    return _save(pump, actor)
+
+
+PUMP_FIELDS = {"lra_ml", "eri_on", "assigned_nurse", "flow_rate_ml_per_day", "explanted_on", "serial_number"}
+
+
+@transaction.atomic
+def update_pump(*, pump: Pump, actor, now: datetime | None = None, **fields) -> Pump:
+    """Pump settings (alarm threshold, ERI date, assigned nurse, flow rate) or its explant."""
+    unknown = set(fields) - PUMP_FIELDS
+    if unknown:
+        _refuse(dict.fromkeys(sorted(unknown), "This field cannot be changed here."))
+    pump = _pumps_of(Pump.objects.select_for_update()).get(pk=pump.pk)
+    for field, value in fields.items():
+        setattr(pump, field, value)
+    if "explanted_on" in fields:
+        pump.status = Pump.Status.EXPLANTED if pump.explanted_on else Pump.Status.ACTIVE
+    errors = _pump_field_errors(pump)
+    if errors:
+        _refuse(errors)
+    _full_clean(pump)
+    _save(pump, actor)
+    recompute_projections([pump], now)
+    return pump
+
+
+CLINIC_SETTINGS = {
+    "name",
+    "timezone",
+    "phone",
+    "refill_margin_days",
+    "high_risk_extra_days",
+    "overinfusion_allowance_pct",
+    "small_reservoir_limit_ml",
+    "discrepancy_small_reservoir_ml",
+    "discrepancy_large_reservoir_ml",
+    "discrepancy_pct",
+    "dose_change_limit_pct",
+    "high_dose_threshold_mcg_per_day",
+    "max_daily_dose_mcg_per_day",
+    "reminder_days",
+    "critical_hours",
+    "drift_alert_ratio",
+    "appointment_grace_hours",
+    "replacement_warning_days",
+}
+
+
+@transaction.atomic
+def update_clinic_settings(*, clinic: Clinic, actor, now: datetime | None = None, **fields) -> Clinic:
+    """Change a clinic's settings and recompute every projection of its pumps (in bulk)."""
+    unknown = set(fields) - CLINIC_SETTINGS
+    if unknown:
+        _refuse(dict.fromkeys(sorted(unknown), "This is not a clinic setting."))
+    clinic = Clinic.objects.select_for_update().get(pk=clinic.pk)
+    for field, value in fields.items():
+        setattr(clinic, field, value)
+    _full_clean(clinic)
+    _save(clinic, actor)
+    recompute_projections(_pumps_of(Pump.objects.filter(patient__clinic=clinic, status=Pump.Status.ACTIVE)), now)
+    return clinic

@@ -1,0 +1,373 @@
+"""Recording and amending refill visits (CLINICAL.md "Refill visit")."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+
+from django.db import transaction
+from django.utils.text import Truncator
+
+from .. import depletion, signals
+from ..models import (
+    DrugProduct,
+    Program,
+    Pump,
+    RefillVisit,
+)
+from .common import (
+    CLOCK_SKEW,
+    ZERO,
+    _ml,
+    _now,
+    _pumps_of,
+    _q2,
+    _refuse,
+    _require_aware,
+    _save,
+)
+from .programs import (
+    _check_ordering_physician,
+    _dose_errors,
+    _reference_dose,
+    constant_flow_dose,
+)
+from .projections import (
+    _fill_for,
+    catalogue_products,
+    recompute_projection,
+)
+
+# --- refills ------------------------------------------------------------------------
+
+
+def _refill_errors(
+    *,
+    pump: Pump,
+    performed_at: datetime,
+    aspirated_ml: Decimal,
+    volume_added_ml: Decimal,
+    concentration_mcg_per_ml: Decimal,
+    drug_product: DrugProduct | None,
+    drug_expires_on: date | None,
+    now: datetime,
+    previous: RefillVisit | None,
+    following: RefillVisit | None = None,
+) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    reservoir = pump.pump_model.reservoir_ml
+    _require_aware("performed_at", performed_at, errors)
+    if errors:
+        return errors
+    if performed_at > now + CLOCK_SKEW:
+        errors["performed_at"] = "A refill cannot be recorded in the future."
+    elif previous is not None and performed_at <= previous.performed_at:
+        when = previous.performed_at.astimezone(pump.patient.clinic.zone)
+        errors["performed_at"] = (
+            f"The pump's previous refill was at {when:%Y-%m-%d %H:%M}; a refill must come after it."
+        )
+    elif following is not None and performed_at >= following.performed_at:
+        errors["performed_at"] = "An amended refill must stay before the pump's next refill."
+    if pump.status != Pump.Status.ACTIVE:
+        errors["pump"] = "This pump is explanted."
+    if volume_added_ml <= 0:
+        errors["volume_added_ml"] = "The volume added must be more than 0 mL."
+    elif volume_added_ml > reservoir:
+        errors["volume_added_ml"] = (
+            f"{_ml(volume_added_ml)} is more than the reservoir holds ({_ml(reservoir)}): never overfill."
+        )
+    if aspirated_ml < 0:
+        errors["aspirated_ml"] = "The aspirated volume cannot be negative."
+    elif aspirated_ml > reservoir:
+        errors["aspirated_ml"] = f"{_ml(aspirated_ml)} is more than the reservoir holds ({_ml(reservoir)})."
+    if concentration_mcg_per_ml <= 0:
+        errors["concentration_mcg_per_ml"] = "The concentration must be more than 0 mcg/mL."
+    elif drug_product is not None and drug_product.concentration_mcg_per_ml != concentration_mcg_per_ml:
+        errors["concentration_mcg_per_ml"] = (
+            f"{drug_product} is {drug_product.concentration_mcg_per_ml.normalize():f} mcg/mL, "
+            f"not {concentration_mcg_per_ml.normalize():f}."
+        )
+    elif drug_product is None and not catalogue_products(concentration_mcg_per_ml) and drug_expires_on is None:
+        errors["drug_expires_on"] = (
+            f"{concentration_mcg_per_ml.normalize():f} mcg/mL is not a catalogue product (compounded): "
+            "enter its beyond-use date."
+        )
+    if drug_expires_on is not None and "performed_at" not in errors:
+        zone = pump.patient.clinic.zone
+        if depletion.start_of_day(drug_expires_on, zone) <= performed_at:
+            errors["drug_expires_on"] = "This drug had already expired when the pump was filled."
+    return errors
+
+
+@transaction.atomic
+def record_refill(
+    *,
+    pump: Pump,
+    actor,
+    performed_at: datetime,
+    aspirated_ml: Decimal,
+    volume_added_ml: Decimal,
+    concentration_mcg_per_ml: Decimal,
+    daily_dose_mcg: Decimal | None,
+    bolus_mcg_per_day: Decimal = ZERO,
+    drug_product: DrugProduct | None = None,
+    drug_lot: str = "",
+    drug_expires_on: date | None = None,
+    performed_elsewhere: str = "",
+    stop_reason: str = "",
+    discrepancy_reason: str = "",
+    dose_change_confirmed: bool = False,
+    ordered_by=None,
+    notes: str = "",
+    now: datetime | None = None,
+) -> RefillVisit:
+    """Record a refill (CLINICAL.md "Refill visit"): the visit, the program it starts, the new
+    projection, and signals for the alerting side. Also the way to bring a pump already in
+    service into the app: record its last refill."""
+    now = _now(now)
+    pump = _pumps_of(Pump.objects.select_for_update()).get(pk=pump.pk)
+    previous = pump.refills.order_by("-performed_at").first()
+    errors = _refill_errors(
+        pump=pump,
+        performed_at=performed_at,
+        aspirated_ml=aspirated_ml,
+        volume_added_ml=volume_added_ml,
+        concentration_mcg_per_ml=concentration_mcg_per_ml,
+        drug_product=drug_product,
+        drug_expires_on=drug_expires_on,
+        now=now,
+        previous=previous,
+    )
+    daily_dose_mcg = constant_flow_dose(pump, concentration_mcg_per_ml, daily_dose_mcg, errors)
+    if daily_dose_mcg is None:
+        errors["daily_dose_mcg"] = "Give the daily dose in mcg/day."
+    if errors:
+        _refuse(errors)
+    reference = _reference_dose(pump, performed_at)
+    errors.update(
+        _dose_errors(
+            clinic=pump.patient.clinic,
+            daily_dose_mcg=daily_dose_mcg,
+            bolus_mcg_per_day=bolus_mcg_per_day,
+            previous_dose_mcg=reference,
+            stop_reason=stop_reason,
+            dose_change_confirmed=dose_change_confirmed,
+        )
+    )
+    if ordered_by is not None:
+        _check_ordering_physician(pump, actor, ordered_by, errors)
+
+    expected, discrepancy = _check_residual(
+        pump, previous, pump.programs.all(), performed_at, aspirated_ml, discrepancy_reason, errors
+    )
+    if errors:
+        _refuse(errors)
+
+    program = _save(
+        Program(
+            pump=pump,
+            effective_at=performed_at,
+            concentration_mcg_per_ml=concentration_mcg_per_ml,
+            daily_dose_mcg=daily_dose_mcg,
+            bolus_mcg_per_day=bolus_mcg_per_day,
+            stop_reason=stop_reason.strip() if daily_dose_mcg == 0 else "",
+            ordered_by=ordered_by,
+            entered_by=actor,
+        ),
+        actor,
+    )
+    refill = _save(
+        RefillVisit(
+            pump=pump,
+            performed_at=performed_at,
+            performed_by=actor,
+            performed_elsewhere=performed_elsewhere,
+            reservoir_ml=pump.pump_model.reservoir_ml,
+            expected_residual_ml=expected,
+            aspirated_ml=aspirated_ml,
+            volume_added_ml=volume_added_ml,
+            drug_product=drug_product,
+            concentration_mcg_per_ml=concentration_mcg_per_ml,
+            drug_lot=drug_lot,
+            drug_expires_on=drug_expires_on,
+            program=program,
+            discrepancy=discrepancy,
+            discrepancy_reason=discrepancy_reason.strip(),
+            notes=notes,
+        ),
+        actor,
+    )
+    recompute_projection(pump, now)
+    signals.refill_recorded.send(sender=RefillVisit, refill=refill, pump=pump, actor=actor, now=now)
+    return refill
+
+
+def expected_residual_ml(pump: Pump, at: datetime) -> Decimal | None:
+    """What a refill at ``at`` should aspirate (None before the first fill): the form pre-fills it."""
+    previous = pump.refills.filter(performed_at__lt=at).order_by("-performed_at").first()
+    if previous is None:
+        return None
+    return _q2(depletion.expected_residual_ml(_fill_for(pump, previous, pump.programs.all()), at))
+
+
+def residual_check(pump: Pump, previous, programs, at: datetime, aspirated_ml: Decimal | None):
+    """(expected residual, tolerance, out of tolerance) of a refill at ``at`` after ``previous``
+    (CLINICAL.md "Refill visit" step 4). A first fill has none and is never out of tolerance."""
+    if previous is None:
+        return None, None, False
+    expected = _q2(depletion.expected_residual_ml(_fill_for(pump, previous, programs), at))
+    tolerance = _tolerance(pump, expected)
+    out = aspirated_ml is not None and depletion.is_discrepant(expected, aspirated_ml, tolerance)
+    return expected, tolerance, out
+
+
+def _check_residual(pump, previous, programs, at, aspirated_ml, reason, errors) -> tuple[Decimal | None, bool]:
+    expected, tolerance, discrepancy = residual_check(pump, previous, programs, at, aspirated_ml)
+    if discrepancy and not (reason or "").strip():
+        errors["discrepancy_reason"] = (
+            f"Aspirated {_ml(aspirated_ml)} but {_ml(expected)} was expected (tolerance ±{_ml(tolerance)}): "
+            "document the reason. A physician will review this refill."
+        )
+    return expected, discrepancy
+
+
+def _tolerance(pump: Pump, expected: Decimal) -> Decimal:
+    clinic = pump.patient.clinic
+    return depletion.discrepancy_tolerance_ml(
+        expected,
+        pump.pump_model.reservoir_ml,
+        small_reservoir_limit_ml=clinic.small_reservoir_limit_ml,
+        small_tolerance_ml=clinic.discrepancy_small_reservoir_ml,
+        large_tolerance_ml=clinic.discrepancy_large_reservoir_ml,
+        pct=clinic.discrepancy_pct,
+    )
+
+
+AMENDABLE_REFILL_FIELDS = {
+    "performed_at",
+    "aspirated_ml",
+    "volume_added_ml",
+    "concentration_mcg_per_ml",
+    "daily_dose_mcg",
+    "bolus_mcg_per_day",
+    "drug_product",
+    "drug_lot",
+    "drug_expires_on",
+    "performed_elsewhere",
+    "stop_reason",
+    "discrepancy_reason",
+    "dose_change_confirmed",
+    "notes",
+}
+
+
+@transaction.atomic
+def amend_refill(*, refill: RefillVisit, actor, amend_reason: str, now: datetime | None = None, **changes):
+    """Correct a refill. The original stays in the history; the projection follows the new values."""
+    now = _now(now)
+    unknown = set(changes) - AMENDABLE_REFILL_FIELDS
+    if unknown:
+        _refuse(dict.fromkeys(sorted(unknown), "This field cannot be amended."))
+    if not (amend_reason or "").strip():
+        _refuse({"amend_reason": "Give the reason for the amendment; the original stays in the history."})
+    refill = RefillVisit.objects.select_related("program").get(pk=refill.pk)
+    pump = _pumps_of(Pump.objects.select_for_update()).get(pk=refill.pump_id)
+    program = refill.program
+    values = {
+        "performed_at": refill.performed_at,
+        "aspirated_ml": refill.aspirated_ml,
+        "volume_added_ml": refill.volume_added_ml,
+        "concentration_mcg_per_ml": refill.concentration_mcg_per_ml,
+        "daily_dose_mcg": program.daily_dose_mcg,
+        "bolus_mcg_per_day": program.bolus_mcg_per_day,
+        "drug_product": refill.drug_product,
+        "drug_lot": refill.drug_lot,
+        "drug_expires_on": refill.drug_expires_on,
+        "performed_elsewhere": refill.performed_elsewhere,
+        "stop_reason": program.stop_reason,
+        "discrepancy_reason": refill.discrepancy_reason,
+        "notes": refill.notes,
+    }
+    confirmed = bool(changes.pop("dose_change_confirmed", False))
+    values.update(changes)
+    others = pump.refills.exclude(pk=refill.pk)
+    previous = others.filter(performed_at__lt=refill.performed_at).order_by("-performed_at").first()
+    following = others.filter(performed_at__gt=refill.performed_at).order_by("performed_at").first()
+    errors = _refill_errors(
+        pump=pump,
+        performed_at=values["performed_at"],
+        aspirated_ml=values["aspirated_ml"],
+        volume_added_ml=values["volume_added_ml"],
+        concentration_mcg_per_ml=values["concentration_mcg_per_ml"],
+        drug_product=values["drug_product"],
+        drug_expires_on=values["drug_expires_on"],
+        now=now,
+        previous=previous,
+        following=following,
+    )
+    errors.pop("pump", None)  # an explanted pump's past refills can still be corrected
+    values["daily_dose_mcg"] = constant_flow_dose(
+        pump, values["concentration_mcg_per_ml"], values["daily_dose_mcg"], errors
+    )
+    if errors:
+        _refuse(errors)
+    dose_changed = (values["daily_dose_mcg"], values["bolus_mcg_per_day"]) != (
+        program.daily_dose_mcg,
+        program.bolus_mcg_per_day,
+    )
+    if dose_changed:
+        errors.update(
+            _dose_errors(
+                clinic=pump.patient.clinic,
+                daily_dose_mcg=values["daily_dose_mcg"],
+                bolus_mcg_per_day=values["bolus_mcg_per_day"],
+                previous_dose_mcg=_reference_dose(pump, values["performed_at"], exclude_pk=program.pk),
+                stop_reason=values["stop_reason"],
+                dose_change_confirmed=confirmed,
+            )
+        )
+    expected, discrepancy = _check_residual(
+        pump,
+        previous,
+        pump.programs.exclude(pk=program.pk),
+        values["performed_at"],
+        values["aspirated_ml"],
+        values["discrepancy_reason"],
+        errors,
+    )
+    if errors:
+        _refuse(errors)
+
+    was_discrepant = refill.discrepancy
+    program.effective_at = values["performed_at"]
+    program.concentration_mcg_per_ml = values["concentration_mcg_per_ml"]
+    program.daily_dose_mcg = values["daily_dose_mcg"]
+    program.bolus_mcg_per_day = values["bolus_mcg_per_day"]
+    program.stop_reason = values["stop_reason"].strip() if values["daily_dose_mcg"] == 0 else ""
+    # History's change-reason column is short; the full reason is on the refill itself.
+    program._change_reason = Truncator(f"Refill amended: {amend_reason.strip()}").chars(100)
+    _save(program, actor)
+    for field in (
+        "performed_at",
+        "aspirated_ml",
+        "volume_added_ml",
+        "concentration_mcg_per_ml",
+        "drug_product",
+        "drug_lot",
+        "drug_expires_on",
+        "performed_elsewhere",
+        "discrepancy_reason",
+        "notes",
+    ):
+        setattr(refill, field, values[field])
+    refill.expected_residual_ml = expected
+    refill.discrepancy = discrepancy
+    refill.amended_at = now
+    refill.amend_reason = amend_reason.strip()
+    refill._change_reason = Truncator(amend_reason.strip()).chars(100)
+    _save(refill, actor)
+    recompute_projection(pump, now)
+    signals.refill_recorded.send(
+        sender=RefillVisit, refill=refill, pump=pump, actor=actor, now=now, amended=True, was_discrepant=was_discrepant
+    )
+    return refill
