@@ -76,7 +76,7 @@ def deliver(notification_id: int, now: datetime | None = None) -> str:
 
 def _who(notification) -> str:
     if notification.recipient_id:
-        return notification.recipient.get_username()
+        return notification.recipient.get_full_name() or notification.recipient.get_username()
     return "the clinic's webhook"
 
 

@@ -110,8 +110,8 @@ class StepReport:
         return self.raised + self.upgraded + self.resolved
 
 
-def _timeline(alert_id, kind, now, detail="", actor=None) -> AlertEvent:
-    return AlertEvent(alert_id=alert_id, kind=kind, at=now, detail=detail[:255], actor=actor)
+def _timeline(alert_id, kind, now, detail="", actor=None, subject_at=None) -> AlertEvent:
+    return AlertEvent(alert_id=alert_id, kind=kind, at=now, detail=detail[:255], actor=actor, subject_at=subject_at)
 
 
 # --- 1. conditions -------------------------------------------------------------------------
@@ -345,8 +345,9 @@ def _reconcile(now, wanted: dict[str, Wanted], resolvable_kinds, pump_ids=None) 
     return report
 
 
-def resolve_alerts(queryset, now: datetime, reason: str, actor=None) -> int:
-    """Resolve open alerts with a reason; their undelivered notifications are cancelled."""
+def resolve_alerts(queryset, now: datetime, reason: str, actor=None, subject_at: datetime | None = None) -> int:
+    """Resolve open alerts with a reason; their undelivered notifications are cancelled.
+    ``subject_at``: the moment the reason speaks of (a refill's time), shown in the clinic's zone."""
     # Locked, so that two resolvers (a scan and a refill, two scans) record one resolution.
     ids = list(
         queryset.filter(status__in=Alert.OPEN_STATUSES)
@@ -363,7 +364,7 @@ def resolve_alerts(queryset, now: datetime, reason: str, actor=None) -> int:
         status=Notification.Status.CANCELLED
     )
     AlertEvent.objects.bulk_create(
-        [_timeline(pk, AlertEvent.Kind.RESOLVED, now, reason, actor) for pk in ids], batch_size=BATCH
+        [_timeline(pk, AlertEvent.Kind.RESOLVED, now, reason, actor, subject_at) for pk in ids], batch_size=BATCH
     )
     return len(ids)
 
@@ -479,7 +480,7 @@ def advance_escalations(now: datetime, limit: int = BATCH) -> int:
                 kind = AlertEvent.Kind.ESCALATED
             elif alert.repeat_round > 0:
                 kind = AlertEvent.Kind.REPEATED
-            names = ", ".join(sorted(m.user.get_username() for m in recipients)) or "nobody"
+            names = ", ".join(sorted(m.user.get_full_name() or m.user.get_username() for m in recipients)) or "nobody"
             events.append(_timeline(alert.pk, kind, now, f"Level {index + 1}: {names} ({', '.join(channels)})"))
 
         # The next step: the next level after this one's wait, or the chain again, or nothing.

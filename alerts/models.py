@@ -226,6 +226,9 @@ class AlertEvent(models.Model):
     kind = models.CharField(max_length=20, choices=Kind.choices)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True)
     detail = models.CharField(max_length=255, blank=True)
+    # The moment the detail speaks of ("re-alert at", "refill performed at"), kept as data so
+    # that pages show it in the clinic's zone; never written into ``detail`` as text.
+    subject_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["at", "id"]

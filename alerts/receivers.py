@@ -38,8 +38,9 @@ def on_refill(sender, refill, pump, now, actor=None, amended=False, was_discrepa
                 pump=pump, kind__in=[*REFILL_FAMILY, AlertKind.APPOINTMENT_MISSED, AlertKind.PUMP_ALARM]
             ),
             now,
-            f"Refill recorded at {refill.performed_at:%Y-%m-%d %H:%M} UTC",
+            "Refill recorded, performed at",
             actor,
+            subject_at=refill.performed_at,
         )
     if refill.discrepancy:
         engine.raise_alert(

@@ -35,7 +35,8 @@ def acknowledge_alert(*, alert: Alert, actor, now: datetime | None = None) -> Al
         at=now,
         kind=AlertEvent.Kind.ACKNOWLEDGED,
         actor=actor,
-        detail=f"Repeats paused; re-alert at {alert.next_step_at:%Y-%m-%d %H:%M} UTC if unresolved",
+        detail="Repeats paused; re-alerts if still unresolved at",
+        subject_at=alert.next_step_at,
     )
     return alert
 

@@ -22,7 +22,8 @@ def inbox(request):
     mine = set(Notification.objects.filter(recipient=request.user, alert__in=alerts).values_list("alert_id", flat=True))
     ordered = alerts.order_by("-severity", "raised_at") if show == "open" else alerts.order_by("-resolved_at")
     page = Paginator(ordered, 50).get_page(request.GET.get("page"))
-    return render(request, "alerts/inbox.html", {"page": page, "mine": mine, "show": show})
+    zones = sorted({alert.clinic.timezone for alert in page.object_list})
+    return render(request, "alerts/inbox.html", {"page": page, "mine": mine, "show": show, "zones": zones})
 
 
 def alert_detail(request, pk):

@@ -22,6 +22,7 @@ from alerts import engine
 from alerts.channels import Permanent, Transient
 from alerts.channels import email as email_channel
 from alerts.models import Alert, AlertEvent, AlertKind, FailingAddress, Heartbeat, Notification, Severity
+from clinics.models import Clinic
 
 from .services import RedisServer, project_celery_app_on, require_redis, unique_queue, wait_until
 from .smtp_sink import SmtpSink
@@ -372,7 +373,12 @@ def test_email_channel_tells_a_refusal_worth_retrying_from_a_final_one(settings,
         settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
         settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
         alert = Alert(
-            pk=1, kind=AlertKind.REFILL_OVERDUE, severity=Severity.URGENT, status="triggered", raised_at=timezone.now()
+            pk=1,
+            clinic=Clinic(name="Unsaved clinic", timezone="America/Phoenix"),
+            kind=AlertKind.REFILL_OVERDUE,
+            severity=Severity.URGENT,
+            status="triggered",
+            raised_at=timezone.now(),
         )
         with pytest.raises(outcome, match=str(code)):
             email_channel.send(Notification(alert=alert, channel="email", address=address))

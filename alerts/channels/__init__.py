@@ -25,13 +25,16 @@ def alert_link(alert) -> str:
 
 def message_fields(alert) -> dict:
     """Everything a message may say about an alert: no name, MRN, birth date or serial number."""
+    zone = alert.clinic.zone
     return {
         "reference": alert.reference,
         "kind": alert.kind,
         "kind_label": alert.get_kind_display(),
         "severity": alert.get_severity_display().lower(),
         "status": alert.status,
-        "raised_at": alert.raised_at.isoformat(),
+        # In the clinic's zone, with its offset: what the staff reading it live by.
+        "raised_at": alert.raised_at.astimezone(zone).isoformat(),
+        "raised_at_local": f"{alert.raised_at.astimezone(zone):%Y-%m-%d %H:%M} ({alert.clinic.timezone})",
         "url": alert_link(alert),
     }
 

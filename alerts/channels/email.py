@@ -14,7 +14,7 @@ def render(alert) -> tuple[str, str]:
         f"Alert {f['reference']}\n"
         f"Kind: {f['kind_label']}\n"
         f"Urgency: {f['severity']}\n"
-        f"Raised: {f['raised_at']}\n\n"
+        f"Raised: {f['raised_at_local']}\n\n"
         f"Open the alert (log in to see which patient and to acknowledge it):\n{f['url']}\n\n"
         "This message carries no patient details by design. Opening the link does not acknowledge the alert.\n"
     )

@@ -63,6 +63,7 @@ def home(request):
         "counts": [(key, label, counts.get(key, 0)) for key, label in WORKLIST_STATUSES],
         "filtered": any(filters.get(k) for k in ("q", "status", "nurse", "clinic")),
         "show_clinic": len(clinics) > 1,
+        "zones": sorted({clinic.timezone for clinic in clinics}),
         "never_filled": NEVER_FILLED,
     }
     return render(request, "patients/worklist.html", context)
