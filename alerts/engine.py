@@ -20,6 +20,7 @@ The query count of a scan depends on neither the number of pumps nor the number 
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -595,6 +596,7 @@ def record_heartbeat(now: datetime, summary: dict) -> None:
 def run_scan(now: datetime | None = None) -> dict:
     """One pass of every step, each in its own transaction. Returns what each step found."""
     now = now or timezone.now()
+    started = time.monotonic()
     summary = {}
     with transaction.atomic():
         report = evaluate_conditions(now)
@@ -605,6 +607,7 @@ def run_scan(now: datetime | None = None) -> dict:
         summary["released"] = release_expired_leases(now)
     with transaction.atomic():
         summary["enqueued"] = enqueue_pending(now)
+    summary["duration_seconds"] = round(time.monotonic() - started, 3)  # exported by /metrics
     record_heartbeat(now, summary)
     return summary
 

@@ -1,9 +1,14 @@
 """The alert inbox, each alert's page (acknowledge and resolve by POST), and the polled status."""
 
+from urllib.parse import urlsplit
+
 from django.contrib import messages
+from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
+from django.db.models import Count
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from clinics.access import scope
@@ -11,7 +16,7 @@ from clinics.middleware import passive
 from clinics.models import Role
 
 from . import services
-from .models import Alert, FailingAddress, Notification
+from .models import Alert, FailingAddress, Notification, Severity
 
 
 def inbox(request):
@@ -79,9 +84,17 @@ def status_context(request) -> dict:
         return {}
     open_alerts = Alert.objects.for_user(user).open()
     admin_clinics = scope(FailingAddress.objects.filter(cleared_at__isnull=True), user, "clinic", {Role.CLINIC_ADMIN})
+    # One query for the badge and the emergency line: unread alerts counted per severity.
+    unread = dict(
+        Notification.objects.unread_in_app(user)
+        .values_list("alert__severity")
+        .annotate(n=Count("alert", distinct=True))
+        .order_by()
+    )
     return {
         "alerting_stale": alerting_is_stale(),
-        "unread_alerts": Notification.objects.unread_in_app(user).values("alert").distinct().count(),
+        "unread_alerts": sum(unread.values()),
+        "unread_emergencies": unread.get(Severity.EMERGENCY, 0),
         "unreachable_alerts": open_alerts.filter(nobody_to_notify=True).count(),
         "failing_addresses": admin_clinics.count() if user.is_superuser or _is_clinic_admin(user) else 0,
     }
@@ -94,6 +107,17 @@ def _is_clinic_admin(user) -> bool:
 
 
 @passive
+@login_not_required
 def status_fragment(request):
-    """Polled by every page (htmx): it must not extend an idle session (``@passive``)."""
-    return render(request, "alerts/_status.html", status_context(request))
+    """Polled by every page (htmx) with the navigation's badge swapped out of band; it must not
+    extend an idle session (``@passive``). Once signed out, it says so and stops polling: never
+    the login page inside the banner."""
+    if not request.user.is_authenticated:
+        return render(request, "alerts/_signed_out.html", {"next_path": _current_path(request)})
+    return render(request, "alerts/_status.html", {**status_context(request), "out_of_band": True})
+
+
+def _current_path(request) -> str:
+    """The page the poll came from, path only: a query string may hold a search term."""
+    path = urlsplit(request.headers.get("HX-Current-URL", "")).path
+    return path if url_has_allowed_host_and_scheme(path, allowed_hosts=None) and path.startswith("/") else "/"

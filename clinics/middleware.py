@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.contrib.auth import logout
 from django.contrib.auth.middleware import LoginRequiredMiddleware
+from django.http import HttpResponse
 from django.shortcuts import redirect, resolve_url
 from django.utils import timezone
 from django.utils.http import urlencode
@@ -34,7 +35,10 @@ class IdleSessionTimeoutMiddleware:
             last = request.session.get(SESSION_KEY)
             if last is not None and now - last > settings.SESSION_IDLE_TIMEOUT.total_seconds():
                 logout(request)
-                if request.path.startswith("/api/"):
+                if request.path.startswith("/api/") or request.headers.get("HX-Request"):
+                    # The API refuses on its own; a background htmx request (the status poll) must
+                    # not swap the login page into part of a page: its view or the login-required
+                    # middleware below answers it.
                     return self.get_response(request)
                 query = urlencode({"next": request.get_full_path(), "timeout": 1})
                 return redirect(f"{resolve_url(settings.LOGIN_URL)}?{query}")
@@ -57,3 +61,12 @@ class PagesLoginRequiredMiddleware(LoginRequiredMiddleware):
         if request.path_info.startswith("/api/"):
             return None
         return super().process_view(request, view_func, view_args, view_kwargs)
+
+    def handle_no_permission(self, request, view_func):
+        if request.headers.get("HX-Request"):
+            # An htmx request (a live preview) from a page whose session ended: send the whole
+            # page to the login form instead of swapping the login page into a fragment.
+            response = HttpResponse(status=204)
+            response["HX-Redirect"] = resolve_url(settings.LOGIN_URL)
+            return response
+        return super().handle_no_permission(request, view_func)

@@ -142,6 +142,8 @@ AXES_VERBOSE = False
 # --- Security headers ----------------------------------------------------------
 HTTPS = env("HTTPS")
 SECURE_SSL_REDIRECT = HTTPS
+# Load-balancer probes may come over plain HTTP inside the network: answer them, do not redirect.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 SESSION_COOKIE_SECURE = HTTPS
 CSRF_COOKIE_SECURE = HTTPS
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000 if HTTPS else 0)
@@ -263,6 +265,8 @@ NOTIFICATION_REQUEUE_SECONDS = env.int("NOTIFICATION_REQUEUE_SECONDS", default=6
 NOTIFICATION_MAX_ATTEMPTS = env.int("NOTIFICATION_MAX_ATTEMPTS", default=5)
 WEBHOOK_ALLOW_PRIVATE = env.bool("WEBHOOK_ALLOW_PRIVATE", default=False)
 HEARTBEAT_URL = env.str("HEARTBEAT_URL", default="")
+# Bearer token for /metrics (Prometheus); the endpoint answers 404 while it is unset.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 CELERY_BEAT_SCHEDULE = {
     "alert-scan": {
         "task": "alerts.scan",

@@ -380,20 +380,22 @@ def gunicorn_web(tmp_path_factory):
     env = clean_env(
         **{
             **container_env("web"),
-            # No database server here: SQLite in a scratch folder. The login page needs no query.
+            # No database server here: SQLite in a scratch folder, migrated as compose's migrate
+            # service does before web starts (the health check asks /readyz).
             "DATABASE_URL": f"sqlite:///{tmp_path / 'web.sqlite3'}",
             "ITB_VAR_DIR": str(tmp_path),
             "STATIC_ROOT": str(static_root),
             "PORT": str(free_port()),
         }
     )
-    subprocess.run(
-        [sys.executable, "manage.py", "collectstatic", "--no-input", "--verbosity", "0"],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        timeout=300,
-    )
+    for command in (["collectstatic", "--no-input"], ["migrate", "--no-input"]):
+        subprocess.run(
+            [sys.executable, "manage.py", *command, "--verbosity", "0"],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            timeout=300,
+        )
     argv = service_argv(SERVICES["web"])
     log_path = tmp_path / "gunicorn.log"
     with open(log_path, "wb") as log:
@@ -440,6 +442,8 @@ def test_web_health_check_passes_against_the_real_web_command(gunicorn_web):
     assert test[:2] == ["CMD", "python"]
     result = subprocess.run([sys.executable, *test[2:]], env=env, capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stdout + result.stderr + log_path.read_text()
+    response, body = _get(env, "/readyz")
+    assert response.status == 200 and json.loads(body)["database"] == "ok"
     response, body = _get(env, "/login/")
     assert response.status == 200
     assert response.getheader("Strict-Transport-Security")
