@@ -341,8 +341,9 @@ def test_smtp_refusing_is_retried_then_marked_failed_and_visible(clinic, sink, s
     alert = Alert.objects.get()
     failed = list(alert.timeline.filter(kind=AlertEvent.Kind.FAILED).values_list("detail", flat=True))
     assert len(failed) == 2
-    assert any("nurse-a" in d and "451" in d for d in failed), failed
-    assert any("nurse-oncall" in d and "550" in d for d in failed), failed
+    # The timeline names people by their full name.
+    assert any(staff.nurse.get_full_name() in d and "451" in d for d in failed), failed
+    assert any(staff.oncall.get_full_name() in d and "550" in d for d in failed), failed
 
     # Visible: on the alert's timeline, and in the clinic admin's banner (not in a nurse's).
     client.force_login(staff.admin)
