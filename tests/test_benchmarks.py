@@ -199,3 +199,39 @@ def test_a_scan_at_rest_makes_the_same_queries_at_50_and_500_pumps(db):
     large, large_summary = at_rest_scan_queries(500)
     assert small_summary == large_summary == dict.fromkeys(small_summary, 0)
     assert small == large
+
+
+# --- benchmark_pages ----------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_every_main_page_makes_the_same_queries_for_a_small_and_a_larger_clinic():
+    from alerts.management.commands.benchmark_pages import measure_size
+
+    before = row_counts()
+    small_login, small = measure_size(4, requests=1)
+    large_login, large = measure_size(40, requests=1)
+    assert row_counts() == before  # each size rolled back
+    assert [p.name for p in small] == [
+        "worklist",
+        "pump page",
+        "refill form",
+        "patient page",
+        "schedule",
+        "inbox",
+        "alert page",
+        "status fragment",
+    ]
+    assert {p.status for p in small + large + [small_login, large_login]} == {200}
+    assert {p.name: p.queries for p in large} == {p.name: p.queries for p in small}
+    assert small_login.queries == large_login.queries == 0
+
+
+@pytest.mark.django_db
+def test_the_pages_benchmark_prints_times_queries_and_ratios():
+    out = StringIO()
+    call_command("benchmark_pages", "--sizes", "4,8", "--requests", "1", stdout=out)
+    text = out.getvalue()
+    assert "4 pumps: login page" in text and "8 pumps: login page" in text
+    assert "status fragment" in text and "× login" in text
+    assert "8 against 4 pumps" in text and "same queries" in text
