@@ -22,7 +22,9 @@ from .models import Alert, FailingAddress, Notification, Severity
 def inbox(request):
     """My clinics' open alerts, most severe first, marking the ones I was notified of."""
     show = request.GET.get("show", "open")
-    alerts = Alert.objects.for_user(request.user).select_related("pump__patient", "clinic", "acknowledged_by")
+    alerts = Alert.objects.for_user(request.user).select_related(
+        "pump__patient", "pump__pump_model", "clinic", "acknowledged_by"
+    )
     alerts = alerts.open() if show == "open" else alerts.filter(status=Alert.Status.RESOLVED)
     mine = set(Notification.objects.filter(recipient=request.user, alert__in=alerts).values_list("alert_id", flat=True))
     ordered = alerts.order_by("-severity", "raised_at") if show == "open" else alerts.order_by("-resolved_at")
@@ -35,7 +37,7 @@ def alert_detail(request, pk):
     # The email link lands here: opening it never acknowledges (mail scanners follow links).
     alert = get_object_or_404(
         Alert.objects.for_user(request.user).select_related(
-            "pump__patient", "clinic", "acknowledged_by", "resolved_by"
+            "pump__patient", "pump__pump_model", "clinic", "acknowledged_by", "resolved_by"
         ),
         pk=pk,
     )

@@ -12,7 +12,7 @@ from clinics.models import Clinic
 
 from . import services
 from .models import Appointment, DrugProduct, PumpEvent
-from .selectors import WORKLIST_STATUSES, care_staff_of, physicians_of
+from .selectors import TIERS, care_staff_of, physicians_of
 
 LOCAL_INPUT_FORMATS = ("%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S")
 
@@ -94,7 +94,7 @@ def dose_field(label, **kwargs):
 
 class WorklistFilterForm(forms.Form):
     q = forms.CharField(label="Search name or MRN", required=False, max_length=100)
-    status = forms.ChoiceField(label="Status", required=False, choices=[("", "All statuses"), *WORKLIST_STATUSES])
+    status = forms.ChoiceField(label="Urgency", required=False, choices=[("", "All"), *TIERS])
     nurse = forms.TypedChoiceField(label="Assigned nurse", required=False, coerce=int, empty_value=None)
     clinic = forms.TypedChoiceField(label="Clinic", required=False, coerce=int, empty_value=None)
 

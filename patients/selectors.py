@@ -7,6 +7,7 @@ from decimal import Decimal
 from django.contrib.auth import get_user_model
 from django.db.models import Case, Count, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Value, When
 from django.db.models import CharField as CharFieldType
+from django.db.models.functions import Coalesce
 
 from clinics.models import Membership, Role
 
@@ -78,22 +79,114 @@ def pumps_with_status(queryset: QuerySet, status: str, now) -> QuerySet:
     raise ValueError(f"unknown status {status!r}")
 
 
-WORKLIST_STATUSES = (
+# --- urgency ranking: the one definition the worklist, its counts and the pump page share ---------
+
+# Alert severities as alerts.models.Severity stores them (patients never imports alerts; a test
+# checks these against it).
+ALERT_EMERGENCY, ALERT_CRITICAL, ALERT_URGENT, ALERT_REVIEW = 40, 30, 20, 15
+
+# Most urgent first. An open alert lifts a pump into its severity's tier (a reported low-reservoir
+# MISMATCH is critical even while the dates say "overdue"); reminders lift nothing.
+TIERS = (
+    ("emergency", "Emergency"),
     (depletion.CRITICAL, "Critical"),
-    (depletion.OVERDUE, "Overdue"),
+    ("urgent", "Urgent"),
     (depletion.DUE_SOON, "Due soon"),
+    ("review", "Review only"),
     (depletion.STOPPED, "Stopped"),
     (depletion.OK, "OK"),
     (NEVER_FILLED, "Never filled"),
 )
+TIER_RANK = {key: rank for rank, (key, _label) in enumerate(TIERS)}
+TIER_LABELS = dict(TIERS)
+
+
+def _open_alerts_of_pump():
+    # The alerting side's rows, read through the reverse relation: no import of alerts (DESIGN.md).
+    alert_model = Pump._meta.get_field("alerts").related_model
+    return alert_model.objects.filter(pump=OuterRef("pk"), status__in=OPEN_ALERT_STATUSES)
+
+
+def with_rank(queryset: QuerySet, now) -> QuerySet:
+    """Annotate pumps with ``refill_status``, their worst open alert (``worst_alert_id``,
+    ``worst_alert_severity``, ``worst_alert_kind``, ``open_alerts``), their ``tier`` (a key of
+    ``TIERS``) and the keys the worklist sorts by (``ranked`` gives the order)."""
+    worst = _open_alerts_of_pump().order_by("-severity", "raised_at", "id")
+    count = _open_alerts_of_pump().order_by().values("pump").annotate(n=Count("pk")).values("n")
+    queryset = queryset.annotate(
+        refill_status=status_expression(now),
+        worst_alert_id=Subquery(worst.values("pk")[:1]),
+        worst_alert_severity=Subquery(worst.values("severity")[:1]),
+        worst_alert_kind=Subquery(worst.values("kind")[:1]),
+        open_alerts=Coalesce(Subquery(count, output_field=IntegerField()), 0),
+    )
+    severity = "worst_alert_severity"
+    tier = Case(
+        When(**{f"{severity}__gte": ALERT_EMERGENCY}, then=Value("emergency")),
+        When(Q(refill_status=depletion.CRITICAL) | Q(**{f"{severity}__gte": ALERT_CRITICAL}), then=Value("critical")),
+        When(Q(refill_status=depletion.OVERDUE) | Q(**{f"{severity}__gte": ALERT_URGENT}), then=Value("urgent")),
+        When(refill_status=depletion.DUE_SOON, then=Value(depletion.DUE_SOON)),
+        When(**{severity: ALERT_REVIEW}, then=Value("review")),
+        When(refill_status=depletion.STOPPED, then=Value(depletion.STOPPED)),
+        When(refill_status=NEVER_FILLED, then=Value(NEVER_FILLED)),
+        default=Value(depletion.OK),
+        output_field=CharFieldType(),
+    )
+    tier_rank = Case(
+        *[When(tier=key, then=Value(rank)) for key, rank in TIER_RANK.items()], output_field=IntegerField()
+    )
+    past_alarm = Case(
+        When(Q(projection__lra_at__lte=now) | Q(projection__empty_at__lte=now), then=Value(0)),
+        default=Value(1),
+        output_field=IntegerField(),
+    )
+    withdrawal_risk = Case(
+        When(
+            Q(patient__sci_at_or_above_t6=True)
+            | Q(patient__communication_difficulty=True)
+            | Q(patient__prior_withdrawal=True),
+            then=Value(0),
+        ),
+        default=Value(1),
+        output_field=IntegerField(),
+    )
+    return queryset.annotate(tier=tier).annotate(
+        tier_rank=tier_rank, past_alarm_rank=past_alarm, withdrawal_rank=withdrawal_risk
+    )
+
+
+def ranked(queryset: QuerySet, now) -> QuerySet:
+    """Pumps most urgent first: by tier; within a tier, pumps already past their alarm or empty
+    time, then the earliest critical-from time, then withdrawal-risk patients, then by name."""
+    return with_rank(queryset, now).order_by(
+        "tier_rank",
+        "past_alarm_rank",
+        F("projection__critical_from").asc(nulls_last=True),
+        "withdrawal_rank",
+        "patient__family_name",
+        "patient__given_name",
+        "id",
+    )
+
+
+def tier_counts(queryset: QuerySet, now) -> dict[str, int]:
+    """How many pumps are in each tier (one aggregate query), with the same tiers as the order."""
+    rows = with_rank(queryset, now).order_by().values("tier").annotate(n=Count("id"))
+    return {row["tier"]: row["n"] for row in rows}
+
+
+def open_alerts_of(pump):
+    """The pump's open alerts, worst first (the pump page lists them with links)."""
+    return pump.alerts.filter(status__in=OPEN_ALERT_STATUSES).order_by("-severity", "raised_at", "id")
 
 
 def worklist(user, now, *, status: str = "", nurse_id: int | None = None, clinic_id: int | None = None, search=""):
-    """The user's clinics' pumps in service, most urgent first, in one query whatever their number.
+    """The user's clinics' pumps in service, most urgent first (``ranked``), in one query whatever
+    their number. ``status`` is a tier key (``TIERS``).
 
-    Each pump carries ``refill_status``, ``urgency``, its patient, clinic, model, assigned nurse and
-    stored projection, the stop reason of the program in effect (a stopped pump says why) and its
-    next open appointment.
+    Each pump carries ``refill_status``, ``tier``, its worst open alert, its patient, clinic,
+    model, assigned nurse and stored projection, the stop reason of the program in effect (a
+    stopped pump says why) and its next open appointment.
     """
     program_now = Program.objects.filter(pump=OuterRef("pk"), effective_at__lte=now).order_by("-effective_at", "-id")
     next_appointment = Appointment.objects.filter(pump=OuterRef("pk"), status=Appointment.Status.SCHEDULED).order_by(
@@ -107,14 +200,8 @@ def worklist(user, now, *, status: str = "", nurse_id: int | None = None, clinic
             stop_reason=Subquery(program_now.values("stop_reason")[:1]),
             next_appointment_at=Subquery(next_appointment.values("scheduled_for")[:1]),
             next_appointment_kind=Subquery(next_appointment.values("kind")[:1]),
-            # The alerting side's rows, read by their reverse name: no import of alerts (DESIGN.md).
-            open_alerts=Count("alerts", filter=Q(alerts__status__in=OPEN_ALERT_STATUSES), distinct=True),
         )
     )
-    if status == NEVER_FILLED:
-        queryset = queryset.filter(projection__isnull=True)
-    elif status:
-        queryset = pumps_with_status(queryset, status, now)
     if nurse_id is not None:
         queryset = queryset.filter(assigned_nurse_id=nurse_id)
     if clinic_id is not None:
@@ -125,14 +212,10 @@ def worklist(user, now, *, status: str = "", nurse_id: int | None = None, clinic
             | Q(patient__given_name__icontains=word)
             | Q(patient__mrn__icontains=word)
         )
-    return with_status(queryset, now).order_by(
-        "urgency",
-        F("projection__critical_from").asc(nulls_last=True),
-        F("projection__refill_due_on").asc(nulls_last=True),
-        "patient__family_name",
-        "patient__given_name",
-        "id",
-    )
+    queryset = ranked(queryset, now)
+    if status:
+        queryset = queryset.filter(tier=status)
+    return queryset
 
 
 def care_staff_of(clinic_ids):

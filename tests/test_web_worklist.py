@@ -96,7 +96,7 @@ def test_worklist_lists_critical_then_overdue_due_soon_stopped_ok_never_filled(c
 def test_worklist_row_shows_reservoir_now_due_date_and_days_left(client, nurse, pumps_in_every_state):
     client.force_login(nurse)
     with time_machine.travel(NOW, tick=False):
-        response = client.get(reverse("home"), {"status": "overdue"})
+        response = client.get(reverse("home"), {"status": "urgent"})
     text = response.content.decode()
     assert row_ids(response) == [pumps_in_every_state["overdue"].pk]
     # 116.125 days at 0.3 mL/day from 40 mL: 5.16 mL, 13% of the reservoir; due 2026-04-29.

@@ -9,7 +9,7 @@ from clinics.models import AccessLog
 
 from .. import services
 from ..models import Appointment, Patient, Program, PumpEvent, PumpProjection, RefillVisit
-from ..selectors import NEVER_FILLED, change_history, program_in_effect
+from ..selectors import NEVER_FILLED, change_history, open_alerts_of, program_in_effect
 from .chart import reservoir_chart
 from .common import can_record_care, get_pump
 
@@ -117,6 +117,7 @@ def pump_detail(request, pk):
         "appointments": appointments,
         "open_appointments": [a for a in appointments if a.status == Appointment.Status.SCHEDULED],
         "events": events,
+        "open_alerts": list(open_alerts_of(pump).select_related("acknowledged_by")),
         "history": history,
         "history_truncated": history_truncated,
         "chart": reservoir_chart(pump, projection, refills, now),

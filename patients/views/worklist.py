@@ -1,7 +1,6 @@
 """The refill worklist: the home page a nurse plans the day from."""
 
 from django.core.paginator import Paginator
-from django.db.models import Count
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
@@ -10,22 +9,22 @@ from clinics.models import Clinic
 
 from ..forms import WorklistFilterForm
 from ..models import Pump
-from ..selectors import NEVER_FILLED, WORKLIST_STATUSES, with_status, worklist
+from ..selectors import NEVER_FILLED, TIER_LABELS, TIERS, tier_counts, worklist
 from .common import can_record_care
 from .records import describe_projection, projection_of
 
 PAGE_SIZE = 25
+# The tier a refill status alone gives; a pump in another tier was lifted there by an open alert.
+STATUS_TIER = {"overdue": "urgent"}
+# The alerting side's labels, read from its model at run time (patients never imports alerts).
+_ALERT_MODEL = Pump._meta.get_field("alerts").related_model
+ALERT_KIND_LABELS = dict(_ALERT_MODEL._meta.get_field("kind").flatchoices)
+ALERT_SEVERITY_LABELS = dict(_ALERT_MODEL._meta.get_field("severity").flatchoices)
 
 
 def status_counts(user, now) -> dict[str, int]:
-    """How many in-service pumps are in each status (one aggregate query)."""
-    rows = (
-        with_status(Pump.objects.for_user(user).in_service(), now)
-        .order_by()
-        .values("refill_status")
-        .annotate(n=Count("id"))
-    )
-    return {row["refill_status"]: row["n"] for row in rows}
+    """How many in-service pumps are in each urgency tier (one aggregate query, the worklist's tiers)."""
+    return tier_counts(Pump.objects.for_user(user).in_service(), now)
 
 
 def _row(request, pump, now):
@@ -35,6 +34,11 @@ def _row(request, pump, now):
     pump.facts["status"] = pump.refill_status
     pump.next_appointment_past = pump.next_appointment_at is not None and pump.next_appointment_at < now
     pump.can_record = can_record_care(request, pump)
+    pump.tier_label = TIER_LABELS[pump.tier]
+    pump.lifted_by_alert = pump.tier != STATUS_TIER.get(pump.refill_status, pump.refill_status)
+    if pump.worst_alert_id:
+        pump.worst_alert_label = ALERT_KIND_LABELS.get(pump.worst_alert_kind, pump.worst_alert_kind)
+        pump.worst_alert_severity_label = ALERT_SEVERITY_LABELS.get(pump.worst_alert_severity, "")
     return pump
 
 
@@ -60,7 +64,7 @@ def home(request):
         "form": form,
         "page": page,
         "rows": rows,
-        "counts": [(key, label, counts.get(key, 0)) for key, label in WORKLIST_STATUSES],
+        "counts": [(key, label, counts.get(key, 0)) for key, label in TIERS],
         "filtered": any(filters.get(k) for k in ("q", "status", "nurse", "clinic")),
         "show_clinic": len(clinics) > 1,
         "zones": sorted({clinic.timezone for clinic in clinics}),
