@@ -4,6 +4,7 @@ Every value a deployment may change comes from an environment variable with a
 development default: SQLite under var/, kombu's filesystem broker, console email.
 """
 
+import ipaddress
 from datetime import timedelta
 from pathlib import Path
 
@@ -264,6 +265,13 @@ NOTIFICATION_LEASE_SECONDS = env.int("NOTIFICATION_LEASE_SECONDS", default=120)
 NOTIFICATION_REQUEUE_SECONDS = env.int("NOTIFICATION_REQUEUE_SECONDS", default=600)
 NOTIFICATION_MAX_ATTEMPTS = env.int("NOTIFICATION_MAX_ATTEMPTS", default=5)
 WEBHOOK_ALLOW_PRIVATE = env.bool("WEBHOOK_ALLOW_PRIVATE", default=False)
+# On-premises receivers inside the hospital network: the operator admits their networks (CIDRs);
+# anything else must be a public address. Parsed here so a typo stops the app at start.
+WEBHOOK_ALLOWED_NETWORKS = [
+    str(ipaddress.ip_network(cidr, strict=False)) for cidr in env.list("WEBHOOK_ALLOWED_NETWORKS", default=[])
+]
+# A CA bundle (PEM) added to the system's for webhook certificates (a hospital's own CA).
+WEBHOOK_CA_FILE = env.str("WEBHOOK_CA_FILE", default="")
 HEARTBEAT_URL = env.str("HEARTBEAT_URL", default="")
 # Bearer token for /metrics (Prometheus); the endpoint answers 404 while it is unset.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
