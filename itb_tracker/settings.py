@@ -17,7 +17,6 @@ VAR_DIR = Path(environ.Env().str("ITB_VAR_DIR", default=str(BASE_DIR / "var")))
 env = environ.Env(
     DEBUG=(bool, False),
     ALLOWED_HOSTS=(list, ["localhost", "127.0.0.1", "[::1]"]),
-    HTTPS=(bool, False),
 )
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
@@ -141,7 +140,9 @@ AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
 
 # --- Security headers ----------------------------------------------------------
-HTTPS = env("HTTPS")
+# Production (DEBUG off) is HTTPS by default: secure cookies, HSTS, redirect. A plain-HTTP lab
+# install opts out explicitly with HTTPS=false.
+HTTPS = env.bool("HTTPS", default=not DEBUG)
 SECURE_SSL_REDIRECT = HTTPS
 # Load-balancer probes may come over plain HTTP inside the network: answer them, do not redirect.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]

@@ -4,6 +4,8 @@ import os
 
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production-0123456789abcdef")
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+# The test client and live servers speak plain HTTP: the explicit opt-out of production's default.
+os.environ["HTTPS"] = "false"
 
 from .settings import *  # noqa: E402,F403
 from .settings import DATABASES, VAR_DIR  # noqa: E402

@@ -356,6 +356,49 @@ def test_check_deploy_is_clean_with_production_variables(tmp_path):
     assert "no issues" in result.stdout
 
 
+def test_check_deploy_passes_with_debug_off_and_no_https_variable(tmp_path):
+    """Production defaults are secure: nobody has to remember HTTPS=true."""
+    env = {
+        "DJANGO_SETTINGS_MODULE": "itb_tracker.settings",
+        "DEBUG": "false",
+        "SECRET_KEY": random_secret_key(),
+        "ALLOWED_HOSTS": "itb.example.org",
+    }
+    result = _check_deploy(env, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    shown = _settings(env, tmp_path, "SESSION_COOKIE_SECURE CSRF_COOKIE_SECURE SECURE_HSTS_SECONDS SECURE_SSL_REDIRECT")
+    assert shown == ["True", "True", "31536000", "True"]
+
+
+def test_https_false_is_the_explicit_opt_out_for_a_plain_http_lab(tmp_path):
+    env = {
+        "DJANGO_SETTINGS_MODULE": "itb_tracker.settings",
+        "DEBUG": "false",
+        "SECRET_KEY": random_secret_key(),
+        "ALLOWED_HOSTS": "lab.example.org",
+        "HTTPS": "false",
+    }
+    shown = _settings(env, tmp_path, "SESSION_COOKIE_SECURE CSRF_COOKIE_SECURE SECURE_HSTS_SECONDS SECURE_SSL_REDIRECT")
+    assert shown == ["False", "False", "0", "False"]
+
+
+def _settings(env, tmp_path, names: str) -> list[str]:
+    code = (
+        "import django; django.setup(); from django.conf import settings; "
+        f"print(*[getattr(settings, n) for n in {names.split()!r}])"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=clean_env(ITB_VAR_DIR=str(tmp_path), **env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split()
+
+
 def test_check_deploy_is_clean_with_the_compose_environment(tmp_path):
     result = _check_deploy(container_env("web"), tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
