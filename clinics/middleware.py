@@ -3,9 +3,11 @@
 from django.conf import settings
 from django.contrib.auth import logout
 from django.contrib.auth.middleware import LoginRequiredMiddleware
+from django.contrib.auth.views import redirect_to_login
 from django.http import HttpResponse
 from django.shortcuts import redirect, resolve_url
 from django.utils import timezone
+from django.utils.cache import add_never_cache_headers
 from django.utils.http import urlencode
 
 SESSION_KEY = "itb_last_activity"
@@ -40,7 +42,9 @@ class IdleSessionTimeoutMiddleware:
                     # not swap the login page into part of a page: its view or the login-required
                     # middleware below answers it.
                     return self.get_response(request)
-                query = urlencode({"next": request.get_full_path(), "timeout": 1})
+                # The path only: a query string may hold a search term (a name, an MRN) that
+                # would land in proxy and server logs.
+                query = urlencode({"next": request.path, "timeout": 1})
                 return redirect(f"{resolve_url(settings.LOGIN_URL)}?{query}")
         response = self.get_response(request)
         touched_by_person = not getattr(request, "itb_passive", False)
@@ -69,4 +73,20 @@ class PagesLoginRequiredMiddleware(LoginRequiredMiddleware):
             response = HttpResponse(status=204)
             response["HX-Redirect"] = resolve_url(settings.LOGIN_URL)
             return response
-        return super().handle_no_permission(request, view_func)
+        # ``next`` is the path without its query string (which may hold a search term).
+        return redirect_to_login(request.path, self.get_login_url(view_func), self.get_redirect_field_name(view_func))
+
+
+class NoStoreMiddleware:
+    """Nothing a logged-in user or an API client is shown may be kept by a browser or proxy cache:
+    pages and answers carry patient data (the one-time calendar link above all)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        user = getattr(request, "user", None)
+        if (user is not None and user.is_authenticated) or request.path_info.startswith("/api/"):
+            add_never_cache_headers(response)
+        return response

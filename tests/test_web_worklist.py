@@ -113,8 +113,8 @@ def test_worklist_filters_by_status_nurse_and_search(client, nurse, pumps_in_eve
         stopped = client.get(reverse("home"), {"status": "stopped"})
         never = client.get(reverse("home"), {"status": "never_filled"})
         mine = client.get(reverse("home"), {"nurse": nurse.pk})
-        by_name = client.get(reverse("home"), {"q": "stopp"})
-        by_mrn = client.get(reverse("home"), {"q": pumps_in_every_state["ok"].patient.mrn})
+        by_name = client.post(reverse("home"), {"q": "stopp"})
+        by_mrn = client.post(reverse("home"), {"q": pumps_in_every_state["ok"].patient.mrn})
     assert row_ids(stopped) == [pumps_in_every_state["stopped"].pk]
     assert row_ids(never) == [pumps_in_every_state["never_filled"].pk]
     assert row_ids(mine) == [pumps_in_every_state["overdue"].pk]
@@ -152,10 +152,14 @@ def test_worklist_paginates_and_keeps_filters_in_page_links(client, clinic, nurs
     for n in range(30):
         PumpFactory(patient=PatientFactory(clinic=clinic, family_name=f"Pagey{n:02d}"))
     client.force_login(nurse)
-    first = client.get(reverse("home"), {"q": "pagey"})
-    second = client.get(reverse("home"), {"q": "pagey", "page": 2})
+    first = client.post(reverse("home"), {"q": "pagey"})
+    second = client.post(reverse("home"), {"q": "pagey", "page": 2})
     assert len(row_ids(first)) == 25 and len(row_ids(second)) == 5
-    assert "q=pagey&amp;page=2" in first.content.decode()
+    text = first.content.decode()
+    assert 'name="q" value="pagey"' in text and 'name="page" value="2"' in text  # the next page is a POST
+    assert "q=pagey" not in text
+    by_status = client.get(reverse("home"), {"status": "never_filled"})
+    assert "status=never_filled&amp;page=2" in by_status.content.decode()
 
 
 @pytest.mark.django_db
@@ -243,3 +247,36 @@ def test_worklist_makes_the_same_number_of_queries_for_10_and_1000_pumps(client,
         assert len(row_ids(response)) == 25
         assert "1000 pumps" in response.content.decode()
     assert len(ten.captured_queries) == len(thousand.captured_queries), [q["sql"] for q in thousand.captured_queries]
+
+
+@pytest.mark.django_db
+def test_a_search_by_name_never_puts_the_name_in_a_url(client, clinic, nurse, settings):
+    """Names and MRNs in query strings land in proxy and server logs: the search is a POST, a
+    name in a GET query string is ignored, and the login ``next`` never carries a query string."""
+    wanted = PumpFactory(patient=PatientFactory(clinic=clinic, family_name="Searchable", mrn="MRN-SRCH-1"))
+    PumpFactory(patient=PatientFactory(clinic=clinic, family_name="Other"))
+    client.force_login(nurse)
+
+    found = client.post(reverse("home"), {"q": "MRN-SRCH-1"})
+    assert row_ids(found) == [wanted.pk]
+    assert f'<form method="post" action="{reverse("home")}"' in found.content.decode()
+    assert "q=" not in found.content.decode()
+    assert len(row_ids(client.get(reverse("home"), {"q": "Searchable"}))) == 2  # not a filter by URL
+
+    client.logout()
+    anonymous = client.get(reverse("home"), {"q": "Searchable", "status": "ok"})
+    assert anonymous.status_code == 302
+    assert "Searchable" not in anonymous["Location"] and "status" not in anonymous["Location"]
+
+
+@pytest.mark.django_db
+def test_the_idle_timeout_redirect_keeps_no_query_string(client, nurse):
+    start = datetime(2026, 3, 1, 9, tzinfo=ZoneInfo("America/Phoenix"))
+    with time_machine.travel(start, tick=False):
+        client.force_login(nurse)
+        client.get(reverse("home"))
+    with time_machine.travel(start + timedelta(minutes=45), tick=False):
+        response = client.get(reverse("home"), {"q": "Searchable", "status": "ok"})
+    assert response.status_code == 302
+    assert "Searchable" not in response["Location"] and "status" not in response["Location"]
+    assert "next=%2F&" in response["Location"]

@@ -3,7 +3,7 @@
 from django.core.paginator import Paginator
 from django.shortcuts import render
 from django.utils import timezone
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_http_methods
 
 from clinics.models import Clinic
 
@@ -42,11 +42,17 @@ def _row(request, pump, now):
     return pump
 
 
-@require_GET
+@require_http_methods(["GET", "HEAD", "POST"])
 def home(request):
+    """GET lists and filters by status, nurse and clinic; a search by name or MRN is a POST, so
+    the term never lands in a URL (browser history, proxy and server logs, a login ``next``)."""
     now = timezone.now()
     clinics = list(Clinic.objects.for_user(request.user))
-    form = WorklistFilterForm(request.GET or None, user=request.user, clinics=clinics)
+    searching = request.method == "POST"
+    data = request.POST if searching else request.GET.copy()
+    if not searching:
+        data.pop("q", None)
+    form = WorklistFilterForm(data or None, user=request.user, clinics=clinics)
     filters = form.cleaned_data if form.is_valid() else {}
 
     pumps = worklist(
@@ -57,7 +63,7 @@ def home(request):
         clinic_id=filters.get("clinic"),
         search=filters.get("q") or "",
     )
-    page = Paginator(pumps, PAGE_SIZE).get_page(request.GET.get("page"))
+    page = Paginator(pumps, PAGE_SIZE).get_page(data.get("page"))
     rows = [_row(request, pump, now) for pump in page.object_list]
     counts = status_counts(request.user, now)
     context = {
@@ -66,6 +72,7 @@ def home(request):
         "rows": rows,
         "counts": [(key, label, counts.get(key, 0)) for key, label in TIERS],
         "filtered": any(filters.get(k) for k in ("q", "status", "nurse", "clinic")),
+        "searching": searching,
         "show_clinic": len(clinics) > 1,
         "zones": sorted({clinic.timezone for clinic in clinics}),
         "never_filled": NEVER_FILLED,
