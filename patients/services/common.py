@@ -63,3 +63,14 @@ def _full_clean(instance, exclude=None):
 
 def _pumps_of(queryset):
     return queryset.select_related("pump_model", "patient", "patient__clinic")
+
+
+def _lock_pump(pk):
+    """The pump row, locked until the transaction ends, with its model, patient and clinic.
+
+    ``of=("self",)``: PostgreSQL's ``FOR UPDATE`` over the joins would lock the pump-model,
+    patient and clinic rows too, so every care write on pumps of the same model would queue
+    behind the others, across clinics. Only the pump is locked."""
+    from ..models import Pump
+
+    return _pumps_of(Pump.objects.select_for_update(of=("self",))).get(pk=pk)

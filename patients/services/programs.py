@@ -20,8 +20,8 @@ from .common import (
     CONSTANT_FLOW_DOSE_TOLERANCE,
     HUNDRED,
     ZERO,
+    _lock_pump,
     _now,
-    _pumps_of,
     _q2,
     _refuse,
     _require_aware,
@@ -152,7 +152,7 @@ def change_program(
 ) -> Program:
     """Reprogram the pump. The concentration stays the last fill's; a nurse names the physician."""
     now = _now(now)
-    pump = _pumps_of(Pump.objects.select_for_update()).get(pk=pump.pk)
+    pump = _lock_pump(pump.pk)
     errors: dict[str, str] = {}
     _require_aware("effective_at", effective_at, errors)
     if errors:

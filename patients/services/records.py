@@ -17,6 +17,7 @@ from ..models import (
 )
 from .common import (
     _full_clean,
+    _lock_pump,
     _ml,
     _pumps_of,
     _refuse,
@@ -116,7 +117,7 @@ def update_pump(*, pump: Pump, actor, now: datetime | None = None, **fields) -> 
     unknown = set(fields) - PUMP_FIELDS
     if unknown:
         _refuse(dict.fromkeys(sorted(unknown), "This field cannot be changed here."))
-    pump = _pumps_of(Pump.objects.select_for_update()).get(pk=pump.pk)
+    pump = _lock_pump(pump.pk)
     for field, value in fields.items():
         setattr(pump, field, value)
     if "explanted_on" in fields:

@@ -18,9 +18,9 @@ from ..models import (
 from .common import (
     CLOCK_SKEW,
     ZERO,
+    _lock_pump,
     _ml,
     _now,
-    _pumps_of,
     _q2,
     _refuse,
     _require_aware,
@@ -125,7 +125,7 @@ def record_refill(
     projection, and signals for the alerting side. Also the way to bring a pump already in
     service into the app: record its last refill."""
     now = _now(now)
-    pump = _pumps_of(Pump.objects.select_for_update()).get(pk=pump.pk)
+    pump = _lock_pump(pump.pk)
     previous = pump.refills.order_by("-performed_at").first()
     errors = _refill_errors(
         pump=pump,
@@ -270,8 +270,11 @@ def amend_refill(*, refill: RefillVisit, actor, amend_reason: str, now: datetime
         _refuse(dict.fromkeys(sorted(unknown), "This field cannot be amended."))
     if not (amend_reason or "").strip():
         _refuse({"amend_reason": "Give the reason for the amendment; the original stays in the history."})
+    # Lock the pump first, then read the refill: read before the lock, a concurrent amendment
+    # committed meanwhile would be overwritten from the stale copy (and history would blame the
+    # second editor for reverting the first).
+    pump = _lock_pump(refill.pump_id)
     refill = RefillVisit.objects.select_related("program").get(pk=refill.pk)
-    pump = _pumps_of(Pump.objects.select_for_update()).get(pk=refill.pump_id)
     program = refill.program
     values = {
         "performed_at": refill.performed_at,
