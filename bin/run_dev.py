@@ -25,6 +25,9 @@ def manage(*args):
 def main():
     os.environ.setdefault("DEBUG", "true")
     os.environ.setdefault("SITE_URL", f"http://{HOST}:{PORT}")
+    # The fictional demo clinic's logins work with their printed passwords alone: two-factor
+    # sign-in is not required here (seed_demo says so beside the logins; anyone may still enrol).
+    os.environ.setdefault("MFA_REQUIRED_FOR_ADMINS", "false")
     (ROOT / "var" / "broker").mkdir(parents=True, exist_ok=True)
     manage("migrate", "--no-input", "-v", "0")
     manage("seed_demo")

@@ -67,6 +67,7 @@ SETTING_LABELS = {
     "dose_change_limit_pct": "Dose-change confirmation limit (%)",
     "high_dose_threshold_mcg_per_day": "High-dose confirmation threshold (mcg/day)",
     "max_daily_dose_mcg_per_day": "Maximum daily dose, hard limit (mcg/day)",
+    "two_factor_required": "Two-factor sign-in required for all staff",
 }
 
 SETTING_HELP = {
@@ -99,6 +100,7 @@ SETTING_GROUPS = (
         ),
     ),
     ("Dose safety", ("dose_change_limit_pct", "high_dose_threshold_mcg_per_day", "max_daily_dose_mcg_per_day")),
+    ("Sign-in security", ("two_factor_required",)),
 )
 SETTING_FIELDS = tuple(name for _title, names in SETTING_GROUPS for name in names)
 

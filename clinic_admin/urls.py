@@ -12,6 +12,11 @@ urlpatterns = [
     path("<int:clinic_id>/staff/<int:membership_id>/", staff.staff_edit, name="clinic-staff-edit"),
     path("<int:clinic_id>/staff/<int:membership_id>/on-call/", staff.staff_on_call, name="clinic-staff-on-call"),
     path("<int:clinic_id>/staff/<int:membership_id>/active/", staff.staff_active, name="clinic-staff-active"),
+    path(
+        "<int:clinic_id>/staff/<int:membership_id>/two-factor-reset/",
+        staff.staff_two_factor_reset,
+        name="clinic-staff-two-factor-reset",
+    ),
     path("<int:clinic_id>/settings/", clinic_settings.clinic_settings, name="clinic-settings"),
     path("<int:clinic_id>/escalation/", policy_views.policy_list, name="clinic-policies"),
     path(

@@ -128,6 +128,12 @@ class Clinic(models.Model):
         help_text="Plan a pump replacement this many days before its ERI date.",
     )
 
+    two_factor_required = models.BooleanField(
+        default=False,
+        help_text="Every member of this clinic must sign in with an authenticator code "
+        "(clinic administrators must anyway).",
+    )
+
     created_at = models.DateTimeField(auto_now_add=True)
     history = HistoricalRecords()
 
@@ -217,11 +223,21 @@ class AccessLog(models.Model):
         EXPORT = "export", "Exported"
         FEED = "feed", "Fetched feed"
         API = "api", "Read through the API"
+        # Staff accounts (accounts/): user-level events, clinic left empty.
+        SIGN_IN = "sign_in", "Signed in"
+        SIGN_OUT = "sign_out", "Signed out"
+        CODE_FAILED = "code_failed", "Wrong two-factor code"
+        ENROLLED = "enrolled", "Two-factor enrolled"
+        TWO_FACTOR_RESET = "2fa_reset", "Two-factor reset"
+        PASSWORD_RESET = "pw_reset", "Password reset"
+        PASSWORD_CHANGED = "pw_changed", "Password changed"
+        SESSION_ENDED = "session_ended", "Session ended"
+        TOKEN_ENDED = "token_ended", "API token ended"
 
     at = models.DateTimeField(auto_now_add=True, db_index=True)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, related_name="+")
     clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, null=True, related_name="+")
-    action = models.CharField(max_length=10, choices=Action.choices)
+    action = models.CharField(max_length=20, choices=Action.choices)
     content_type = models.ForeignKey(ContentType, on_delete=models.PROTECT, null=True, blank=True)
     object_id = models.PositiveBigIntegerField(null=True, blank=True)
     subject = GenericForeignKey("content_type", "object_id")

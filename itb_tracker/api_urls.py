@@ -3,6 +3,7 @@
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from accounts import api as accounts_api
 from alerts import api as alerts_api
 from clinics import api as clinics_api
 from patients import api as patients_api
@@ -10,7 +11,7 @@ from patients import api as patients_api
 v1 = [
     path("alerts/", alerts_api.AlertListView.as_view(), name="api-alerts"),
     path("alerts/<int:pk>/acknowledge/", alerts_api.AlertAcknowledgeView.as_view(), name="api-alert-acknowledge"),
-    path("auth/token/", clinics_api.TokenView.as_view(), name="api-token"),
+    path("auth/token/", accounts_api.TokenView.as_view(), name="api-token"),
     path("clinics/", clinics_api.ClinicListView.as_view(), name="api-clinics"),
     path("staff/", clinics_api.StaffCreateView.as_view(), name="api-staff"),
     path("pump-models/", patients_api.PumpModelListView.as_view(), name="api-pump-models"),

@@ -38,6 +38,8 @@ INSTALLED_APPS = [
     "rules.apps.AutodiscoverRulesConfig",
     "simple_history",
     "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "csp",
     "crispy_forms",
     "crispy_bootstrap5",
@@ -47,6 +49,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "clinics",
+    "accounts",
     "patients",
     "alerts",
 ]
@@ -58,9 +61,12 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "clinics.middleware.IdleSessionTimeoutMiddleware",
     "clinics.middleware.PagesLoginRequiredMiddleware",
     "clinics.middleware.NoStoreMiddleware",
+    # Forced password change and two-factor enrolment before anything else; session records.
+    "accounts.middleware.AccountGateMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -139,6 +145,18 @@ AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+
+# --- Staff accounts: two-factor sign-in, password reset (accounts/, README "Staff accounts") ---
+# Clinic admins and superusers must sign in with an authenticator code (`make run` turns it off
+# for the fictional demo clinic). A clinic setting extends it to all of that clinic's staff.
+MFA_REQUIRED_FOR_ADMINS = env.bool("MFA_REQUIRED_FOR_ADMINS", default=True)
+OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="ITB Tracker")
+# Wrong codes count in django-axes with wrong passwords (one lockout rule); django-otp's own
+# per-device back-off would silently refuse a right code typed just after a wrong one.
+OTP_TOTP_THROTTLE_FACTOR = 0
+# A reset link works once (Django's token covers the password hash) and for this long.
+PASSWORD_RESET_TIMEOUT = env.int("PASSWORD_RESET_MINUTES", default=60) * 60
 
 # --- Security headers ----------------------------------------------------------
 # Production (DEBUG off) is HTTPS by default: secure cookies, HSTS, redirect. A plain-HTTP lab

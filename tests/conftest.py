@@ -1,10 +1,11 @@
 import os
 
 import pytest
+from django.test import Client
 
 from clinics.models import Role
 
-from .factories import ClinicFactory, member
+from .factories import ClinicFactory, enrol_authenticator, member
 
 ON_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -24,6 +25,28 @@ def service_unavailable(reason: str):
     if ON_CI:
         pytest.fail(f"required on CI: {reason}")
     pytest.skip(reason)
+
+
+class SignedInClient(Client):
+    """``force_login`` as a finished sign-in: for a user who must use two-factor sign-in (clinic
+    admins, superusers) the session is verified with an enrolled authenticator, as after the
+    code step. Tests of the sign-in itself post to the login pages or use ``Client()``."""
+
+    def force_login(self, user, backend=None):
+        super().force_login(user, backend)
+        from django_otp import DEVICE_ID_SESSION_KEY
+
+        from accounts.services import two_factor_required
+
+        if two_factor_required(user):
+            session = self.session
+            session[DEVICE_ID_SESSION_KEY] = enrol_authenticator(user).persistent_id
+            session.save()
+
+
+@pytest.fixture
+def client():
+    return SignedInClient()
 
 
 @pytest.fixture

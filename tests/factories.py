@@ -104,3 +104,22 @@ def filled_pump(clinic, actor, performed_at=WORKED_EXAMPLE_FILL, *, patient=None
         **(refill or {}),
     )
     return pump
+
+
+def enrol_authenticator(user):
+    """A confirmed authenticator (django-otp TOTP device) for ``user``, as after enrolment."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+    return device or TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=True)
+
+
+def current_code(device, steps_ahead: int = 0) -> str:
+    """The code the authenticator app shows now (RFC 6238, the device's own parameters);
+    ``steps_ahead=1`` is the next 30-second window's (a code is accepted once, and one step of
+    clock drift either way)."""
+    from django_otp.oath import TOTP
+
+    totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
+    totp.time = totp.time + steps_ahead * device.step
+    return f"{totp.token():0{device.digits}d}"

@@ -8,6 +8,7 @@ from django.db.models import IntegerField as IntegerFieldType
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from accounts import services as account_services
 from clinics import services
 from clinics.access import forget_roles
 from clinics.models import Membership, Role
@@ -81,6 +82,8 @@ def staff_add(request, clinic_id):
                     email=data["email"],
                 )
                 user = membership.user
+                # A password typed here is temporary: the member's first web sign-in changes it.
+                account_services.mark_password_temporary(user, actor=request.user)
                 if data["first_name"] or data["last_name"]:
                     user.first_name, user.last_name = data["first_name"], data["last_name"]
                     user.save(update_fields=["first_name", "last_name"])
@@ -89,7 +92,8 @@ def staff_add(request, clinic_id):
         else:
             messages.success(
                 request,
-                f"{person(user)} can now log in as {user.username} ({membership.get_role_display()}). "
+                f"{person(user)} can now log in as {user.username} ({membership.get_role_display()}); "
+                "the password you typed is temporary: they choose their own at their first sign-in. "
                 "Set their on-call flag and contact details below if needed.",
             )
             return redirect("clinic-staff-edit", clinic_id=clinic.pk, membership_id=membership.pk)
@@ -120,8 +124,33 @@ def staff_edit(request, clinic_id, membership_id):
     return render(
         request,
         "clinics/staff_edit.html",
-        {"clinic": clinic, "section": "staff", "membership": membership, "form": form},
+        {
+            "clinic": clinic,
+            "section": "staff",
+            "membership": membership,
+            "form": form,
+            "two_factor_enrolled": account_services.has_two_factor(membership.user),
+            "two_factor_required": account_services.two_factor_required(membership.user),
+        },
     )
+
+
+@require_POST
+def staff_two_factor_reset(request, clinic_id, membership_id):
+    """Clear a member's authenticator and recovery codes (a lost phone): logged, member emailed."""
+    clinic = clinic_for(request, clinic_id, MANAGE)
+    membership = _membership(clinic, membership_id)
+    try:
+        account_services.reset_member_two_factor(actor=request.user, membership=membership)
+    except ValidationError as refusal:
+        messages.error(request, " ".join(refusal.messages))
+    else:
+        messages.success(
+            request,
+            f"{person(membership.user)}: two-factor sign-in reset. They were signed out and told by email; "
+            "they set it up again at their next sign-in.",
+        )
+    return redirect("clinic-staff-edit", clinic_id=clinic.pk, membership_id=membership.pk)
 
 
 @require_POST

@@ -133,6 +133,7 @@ def update_pump(*, pump: Pump, actor, now: datetime | None = None, **fields) -> 
 
 CLINIC_SETTINGS = {
     "name",
+    "two_factor_required",
     "timezone",
     "phone",
     "refill_margin_days",

@@ -85,8 +85,22 @@ def screenshot(page, name: str, docs_name: str | None = None) -> Path:
 
 
 def log_in(page, live_server, username, password):
+    """Sign in through the login page; a user who must use two-factor sign-in (admins) gets an
+    enrolled authenticator beforehand and types its current code at the second step."""
+    from django.contrib.auth import get_user_model
+
+    from accounts.services import two_factor_required
+
+    from ..factories import current_code, enrol_authenticator
+
+    user = get_user_model().objects.get(username=username)
+    device = enrol_authenticator(user) if two_factor_required(user) else None
     page.goto(f"{live_server.url}/login/")
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Log in").click()
+    if device is not None:
+        page.wait_for_url(f"{live_server.url}/login/code/")
+        page.get_by_label("Code").fill(current_code(device))
+        page.get_by_role("button", name="Verify and log in").click()
     page.wait_for_url(f"{live_server.url}/")

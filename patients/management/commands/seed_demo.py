@@ -14,6 +14,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
+from django_otp import devices_for_user
 
 from clinics.models import Clinic, Membership, Role
 from patients import services
@@ -61,6 +62,9 @@ class Command(BaseCommand):
             clinic, created = Clinic.objects.get_or_create(
                 name=CLINIC_NAME, defaults={"timezone": "America/Phoenix", "phone": "+1 555 0100 (fictional)"}
             )
+            if clinic.two_factor_required:
+                clinic.two_factor_required = False  # the printed logins must work as printed
+                clinic.save(update_fields=["two_factor_required"])
             logins = self._staff(clinic)
         existing = set(Patient.objects.filter(clinic=clinic).values_list("mrn", flat=True))
         added = 0
@@ -77,6 +81,16 @@ class Command(BaseCommand):
         self.stdout.write("Demo logins (fictional clinic, synthetic patients; passwords are new on every run):")
         for username, (role, password) in logins.items():
             self.stdout.write(f"  {role:<22} {username:<16} {password}")
+        if settings.MFA_REQUIRED_FOR_ADMINS:
+            self.stdout.write(
+                "Two-factor sign-in is required for demo-admin and demo-superuser (MFA_REQUIRED_FOR_ADMINS): "
+                "they set up an authenticator app at their first sign-in."
+            )
+        else:
+            self.stdout.write(
+                "Two-factor sign-in is off for this fictional demo clinic (MFA_REQUIRED_FOR_ADMINS=false): "
+                "the passwords above are enough; anyone may still set it up on their Security page."
+            )
 
     def _staff(self, clinic):
         User = get_user_model()
@@ -95,6 +109,7 @@ class Command(BaseCommand):
             user.set_password(password)
             user.is_active = True
             user.save()
+            self._not_enrolled(user)
             Membership.objects.get_or_create(user=user, clinic=clinic, defaults={"role": role, "on_call": on_call})
             logins[username] = (role.label, password)
         root, _ = User.objects.get_or_create(
@@ -104,8 +119,16 @@ class Command(BaseCommand):
         root.is_superuser = root.is_staff = root.is_active = True
         root.set_password(password)
         root.save()
+        self._not_enrolled(root)
         logins["demo-superuser"] = ("superuser", password)
         return logins
+
+    @staticmethod
+    def _not_enrolled(user):
+        """Demo logins sign in with the printed password alone: drop any authenticator a
+        previous demo session set up (and its recovery codes)."""
+        for device in list(devices_for_user(user, confirmed=None)):
+            device.delete()
 
     def _patient(self, clinic, n, mrn, rng, now, logins):
         User = get_user_model()
