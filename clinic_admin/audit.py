@@ -17,10 +17,10 @@ from decimal import Decimal
 
 from django.apps import apps
 from django.contrib.auth import get_user_model
-from django.db.models import Model, QuerySet
+from django.db.models import Model, Q, QuerySet
 
 from clinics.access import log_access
-from clinics.models import AccessLog, Clinic
+from clinics.models import AccessLog, Clinic, Membership
 from patients.models import RefillVisit
 
 from .forms import SETTING_LABELS, describe_dates, person
@@ -184,11 +184,27 @@ def log_export(user, clinic: Clinic, filters: dict, rows: int) -> AccessLog:
 
 # --- the access log -------------------------------------------------------------------------
 
+ACCOUNT_ACTIONS = [
+    AccessLog.Action.SIGN_IN,
+    AccessLog.Action.SIGN_OUT,
+    AccessLog.Action.CODE_FAILED,
+    AccessLog.Action.ENROLLED,
+    AccessLog.Action.TWO_FACTOR_RESET,
+    AccessLog.Action.PASSWORD_RESET,
+    AccessLog.Action.PASSWORD_CHANGED,
+    AccessLog.Action.SESSION_ENDED,
+    AccessLog.Action.TOKEN_ENDED,
+]
+
 
 def access_log(
     clinic: Clinic, *, user=None, action: str = "", date_from: date | None = None, date_to: date | None = None
 ) -> QuerySet:
-    entries = AccessLog.objects.filter(clinic=clinic).select_related("user", "content_type")
+    # A member's own account events (sign-ins, enrolment, resets) belong to no clinic: each of
+    # their clinics sees them.
+    members = Membership.objects.filter(clinic=clinic).values("user_id")
+    own_account = Q(clinic__isnull=True, action__in=ACCOUNT_ACTIONS, user__in=members)
+    entries = AccessLog.objects.filter(Q(clinic=clinic) | own_account).select_related("user", "content_type")
     if user is not None:
         entries = entries.filter(user=user)
     if action:

@@ -132,3 +132,17 @@ def test_demo_logins_work_as_printed_with_two_factor_off(capsys):
 def test_demo_says_when_admins_must_enrol(capsys):
     call_command("seed_demo", pumps=1)
     assert "required for demo-admin and demo-superuser" in capsys.readouterr().out
+
+
+@pytest.mark.django_db
+def test_clinic_access_log_shows_its_members_sign_ins(client, clinic, clinic_admin, nurse, other_clinic):
+    from .factories import member
+
+    outsider = member(other_clinic, username="outsider")
+    sign_in(Client(), "nurse")
+    sign_in(Client(), "outsider")
+    client.force_login(clinic_admin)
+    page = client.get(reverse("clinic-access-log", args=[clinic.pk]))
+    users = {entry.user for entry in page.context["page"].object_list}
+    assert nurse in users and outsider not in users
+    assert "Signed in" in page.content.decode()
