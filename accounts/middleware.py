@@ -2,7 +2,7 @@
 factor where it is required. Also keeps the session's record (Security page) current."""
 
 from django.contrib.auth import logout
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import redirect, resolve_url
 from django.urls import reverse
 from django.utils.http import urlencode
@@ -55,6 +55,9 @@ class AccountGateMiddleware:
             return None
         if request.path_info.startswith("/api/"):
             return JsonResponse({"detail": OWED_ON_API}, status=403)
+        if request.headers.get("HX-Request"):
+            # Background polling (the alert banner): leave the page as it is, no redirect to swap in.
+            return HttpResponse(status=204)
         return redirect(reverse(url_name))
 
     @staticmethod

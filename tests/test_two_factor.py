@@ -238,3 +238,10 @@ def test_api_token_wrong_codes_lock_the_account_out(nurse, fresh_throttle, setti
 def test_api_token_refused_to_an_admin_who_has_not_enrolled(clinic_admin, fresh_throttle):
     response = token({"username": "clinicadmin", "password": PASSWORD})
     assert response.status_code == 400 and "set it up on the web" in response.json()["code"][0]
+
+
+@pytest.mark.django_db
+def test_banner_polling_while_enrolment_is_owed_swaps_nothing_in(client, clinic_admin):
+    sign_in(client, "clinicadmin")
+    response = client.get(reverse("alert-status"), HTTP_HX_REQUEST="true")
+    assert response.status_code == 204
