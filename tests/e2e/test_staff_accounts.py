@@ -57,7 +57,7 @@ def test_admin_enrols_then_signs_in_with_a_code_and_with_a_recovery_code(live_se
     expect(qr).to_be_visible()
     assert qr.evaluate("img => img.naturalWidth") > 0  # the SVG QR code renders under the CSP
     secret = page.locator("#secret-key").inner_text()
-    screenshot(page, "accounts-01-enrol")
+    screenshot(page, "accounts-01-enrol", "two-factor-enrol")
 
     page.get_by_label("Code from the app").fill("000000")
     page.get_by_role("button", name="Confirm and turn on").click()
@@ -77,7 +77,7 @@ def test_admin_enrols_then_signs_in_with_a_code_and_with_a_recovery_code(live_se
     password_step(page, live_server, "ada", PASSWORD)
     page.wait_for_url(f"{live_server.url}/login/code/")
     expect(page.get_by_role("heading", name="Enter your code")).to_be_visible()
-    screenshot(page, "accounts-03-code")
+    screenshot(page, "accounts-03-code", "sign-in-code")
     page.get_by_label("Code").fill(app_code(secret, steps_ahead=1))  # the enrolment used this window's
     page.get_by_role("button", name="Verify and log in").click()
     page.wait_for_url(f"{live_server.url}/")
@@ -97,7 +97,7 @@ def test_admin_enrols_then_signs_in_with_a_code_and_with_a_recovery_code(live_se
     expect(page.get_by_role("heading", name="Security", exact=True)).to_be_visible()
     expect(page.get_by_text("9 recovery codes left")).to_be_visible()
     expect(page.get_by_role("cell", name=re.compile("with recovery code"))).to_be_visible()
-    screenshot(page, "accounts-05-security")
+    screenshot(page, "accounts-05-security", "security-page")
     log_out(page)
 
     password_step(page, live_server, "ada", PASSWORD)
