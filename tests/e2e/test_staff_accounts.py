@@ -5,6 +5,7 @@ resets a forgotten password from the email the real SMTP sink received."""
 import re
 import time
 from base64 import b32decode
+from contextlib import contextmanager
 
 import pytest
 from django_otp.oath import TOTP
@@ -32,6 +33,19 @@ def app_code(secret: str, steps_ahead: int = 0) -> str:
     totp = TOTP(b32decode(secret.replace(" ", "") + "=" * (-len(secret.replace(" ", "")) % 8)))
     totp.time = time.time() + 30 * steps_ahead
     return f"{totp.token():06d}"
+
+
+@contextmanager
+def tasks_run_at_once():
+    """The reset email is a worker's task: run it in the live server's thread as the request commits."""
+    from itb_tracker.celery import app
+
+    saved = app.conf.task_always_eager, app.conf.task_eager_propagates
+    app.conf.task_always_eager = app.conf.task_eager_propagates = True
+    try:
+        yield
+    finally:
+        app.conf.task_always_eager, app.conf.task_eager_propagates = saved
 
 
 def password_step(page, live_server, username, password):
@@ -139,7 +153,7 @@ def test_new_nurse_changes_the_password_her_admin_typed(live_server, page, conso
 def test_physician_resets_a_forgotten_password_from_the_email(live_server, page, console_errors, settings):
     clinic = ClinicFactory(name="Ironwood Pump Clinic (test)")
     physician = member(clinic, Role.PHYSICIAN, username="pat", email="pat@ironwood.example")
-    with SmtpSink() as sink:
+    with SmtpSink() as sink, tasks_run_at_once():
         settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
         settings.EMAIL_HOST, settings.EMAIL_PORT = sink.host, sink.port
         settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
