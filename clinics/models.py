@@ -1,8 +1,10 @@
 """Clinics, staff memberships with roles, and the append-only access log."""
 
 import zoneinfo
+from datetime import time
 from decimal import Decimal
 
+import holidays
 from django.conf import settings
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
@@ -18,6 +20,27 @@ NOT_A_CLINIC_ZONE = {"localtime", "posixrules", "Factory"}
 def validate_timezone(value: str) -> None:
     if value not in zoneinfo.available_timezones() or value in NOT_A_CLINIC_ZONE:
         raise ValidationError(f"“{value}” is not a known time zone (for example America/Phoenix).")
+
+
+WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+# Longest closure a clinic may enter: the due-date search looks back a bounded number of days.
+LONGEST_CLOSURE_DAYS = 366
+
+
+def default_opening_weekdays() -> list[int]:
+    return [0, 1, 2, 3, 4]  # Monday to Friday (date.weekday() numbers)
+
+
+def validate_opening_weekdays(value) -> None:
+    if not isinstance(value, list) or not all(isinstance(d, int) and 0 <= d <= 6 for d in value):
+        raise ValidationError("Opening weekdays are day numbers 0 (Monday) to 6 (Sunday).")
+    if not value:
+        raise ValidationError("A clinic opens on at least one weekday: refills are done on open days.")
+
+
+def validate_holiday_country(value: str) -> None:
+    if value and value not in holidays.list_supported_countries():
+        raise ValidationError(f"“{value}” is not a country the holiday calendar knows (for example US).")
 
 
 class ClinicQuerySet(models.QuerySet):
@@ -127,6 +150,26 @@ class Clinic(models.Model):
         default=180,
         help_text="Plan a pump replacement this many days before its ERI date.",
     )
+    # The clinic's calendar (CLINICAL.md "Closed days"): with its closures it makes the closed
+    # days, which move refill due dates; the opening hours hold reminder emails and webhooks.
+    opening_weekdays = models.JSONField(
+        default=default_opening_weekdays,
+        validators=[validate_opening_weekdays],
+        help_text="Weekdays the clinic opens (0 = Monday … 6 = Sunday).",
+    )
+    holiday_country = models.CharField(
+        max_length=3,
+        blank=True,
+        validators=[validate_holiday_country],
+        help_text="Public holidays of this country are closed days (ISO code, e.g. US; empty: none).",
+    )
+    holiday_subdivision = models.CharField(
+        max_length=10, blank=True, help_text="State or region of the public holidays (e.g. AZ; empty: national only)."
+    )
+    opens_at = models.TimeField(default=time(8, 0), help_text="Reminder emails and webhooks wait for this time.")
+    closes_at = models.TimeField(
+        default=time(17, 0), help_text="Reminders raised after this wait for the next opening."
+    )
 
     two_factor_required = models.BooleanField(
         default=False,
@@ -153,6 +196,22 @@ class Clinic(models.Model):
     def __str__(self):
         return self.name
 
+    def clean(self):
+        errors = {}
+        if self.holiday_subdivision and not self.holiday_country:
+            errors["holiday_subdivision"] = "Choose the country of the public holidays first."
+        elif self.holiday_country and self.holiday_subdivision:
+            known = holidays.country_holidays(self.holiday_country).subdivisions
+            if self.holiday_subdivision not in known:
+                errors["holiday_subdivision"] = (
+                    f"“{self.holiday_subdivision}” is not a subdivision of {self.holiday_country} "
+                    f"(known: {', '.join(known[:12])}{'…' if len(known) > 12 else ''})."
+                )
+        if self.opens_at is not None and self.closes_at is not None and self.opens_at >= self.closes_at:
+            errors["closes_at"] = "The clinic closes after it opens."
+        if errors:
+            raise ValidationError(errors)
+
     @property
     def zone(self) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo(self.timezone)
@@ -160,6 +219,39 @@ class Clinic(models.Model):
     @property
     def access_clinic_id(self) -> int:
         return self.pk
+
+
+class ClinicClosure(models.Model):
+    """Days the clinic is closed beyond its weekdays and public holidays (a holiday shutdown, staff
+    leave), first and last day included. Refill due dates inside it move before it."""
+
+    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="closures")
+    first_day = models.DateField()
+    last_day = models.DateField()
+    reason = models.CharField(max_length=120)
+    created_at = models.DateTimeField(auto_now_add=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["first_day", "last_day", "id"]
+        indexes = [models.Index(fields=["clinic", "last_day"])]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(last_day__gte=models.F("first_day")), name="closure_in_order"),
+        ]
+
+    def __str__(self):
+        return f"{self.clinic}: closed {self.first_day} to {self.last_day} ({self.reason})"
+
+    def clean(self):
+        if self.first_day and self.last_day:
+            if self.last_day < self.first_day:
+                raise ValidationError({"last_day": "The last day is on or after the first day."})
+            if (self.last_day - self.first_day).days >= LONGEST_CLOSURE_DAYS:
+                raise ValidationError({"last_day": f"A closure lasts at most {LONGEST_CLOSURE_DAYS} days."})
+
+    @property
+    def access_clinic_id(self) -> int:
+        return self.clinic_id
 
 
 class Role(models.TextChoices):

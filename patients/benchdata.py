@@ -9,7 +9,9 @@ asked.
 Projection rows for the scan benchmark are copies of one template per risk group, computed once
 with ``depletion.project`` and shifted by whole days. In a zone without daylight saving (the
 benchmark clinic is in America/Phoenix) such a copy is exactly what ``depletion.project`` gives
-for the shifted fill: every instant moves by the same days, every clinic-zone date too.
+for the shifted fill: every instant moves by the same days, every clinic-zone date too — except
+the due date, which then moves to the clinic's last open day (weekends are closed, as in any
+clinic), with the "due soon" and "overdue" instants that follow from it.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from django.utils import timezone
 
+from clinics.calendar import ClinicCalendar, calendar_of
 from clinics.models import Clinic, Membership, Role
 
 from . import depletion
@@ -272,6 +275,8 @@ class Template:
 
     projection: depletion.Projection
     days_in_state: dict[str, list[int]]
+    calendar: ClinicCalendar
+    reminder_days: int
 
 
 def projection_template(bench: BenchClinic, now: datetime, *, high_risk: bool) -> Template:
@@ -290,17 +295,17 @@ def projection_template(bench: BenchClinic, now: datetime, *, high_risk: bool) -
         critical_hours=clinic.critical_hours,
         now=now,
     )
-    days_in_state: dict[str, list[int]] = {}
-    # A fill k days ago is, at ``now``, where this fill will be k days from now.
+    template = Template(projection, {}, calendar_of(clinic), clinic.reminder_days)
+    # The fill ``days`` days ago, judged at ``now``.
     for days in range(0, 400):
-        at = now + timedelta(days=days)
-        if projection.empty_at is not None and at >= projection.empty_at:
+        if projection.empty_at is not None and now + timedelta(days=days) >= projection.empty_at:
             break
-        days_in_state.setdefault(depletion.status_at(projection, at), []).append(days)
-    missing = {*AT_RISK_STATES, depletion.OK} - set(days_in_state)
+        row = shifted_projection(None, template, days, now)
+        template.days_in_state.setdefault(depletion.status_at(row, now), []).append(days)
+    missing = {*AT_RISK_STATES, depletion.OK} - set(template.days_in_state)
     if missing:
         raise RuntimeError(f"the template never reaches {sorted(missing)}: check the clinic's settings")
-    return Template(projection, days_in_state)
+    return template
 
 
 def measured_ratio(index: int) -> Decimal:
@@ -319,6 +324,9 @@ def shifted_projection(
     def back(at):
         return None if at is None else at - shift
 
+    unmoved = p.unmoved_refill_due_on - shift
+    due_on = depletion.last_open_day_on_or_before(unmoved, template.calendar)
+    overdue_from, due_soon_from = depletion.status_instants(due_on, template.calendar.zone, template.reminder_days)
     return PumpProjection(
         pump=pump,
         computed_at=now,
@@ -330,11 +338,12 @@ def shifted_projection(
         empty_at=back(p.empty_at),
         conservative_lra_at=back(p.conservative_lra_at),
         drug_expires_at=p.drug_expires_at - shift,
-        refill_due_on=p.refill_due_on - shift,
+        refill_due_on=due_on,
+        unmoved_refill_due_on=unmoved,
         delivery_ratio=delivery_ratio,
         critical_from=p.critical_from - shift,
-        overdue_from=p.overdue_from - shift,
-        due_soon_from=p.due_soon_from - shift,
+        overdue_from=overdue_from,
+        due_soon_from=due_soon_from,
         is_stopped=p.is_stopped,
         segments=[[(p.filled_at - shift).isoformat(), str(p.rate_ml_per_day)]],
     )

@@ -3,7 +3,8 @@
 CLINICAL.md ("The projection") is the specification. Conventions:
 
 - instants are timezone-aware datetimes; arithmetic on them is elapsed time (UTC);
-- the only calendar arithmetic is the refill due date, done on dates in the clinic's zone;
+- the only calendar arithmetic is the refill due date, done on dates in the clinic's zone; the
+  clinic's closed days come in as a plain predicate over dates (``is_closed``), never a model;
 - volumes (mL), doses (mcg/day) and rates (mL/day) are Decimals;
 - every rounding leans to the safe side: alarm and empty times are rounded down to the second
   (earlier), volumes now are never below zero.
@@ -11,7 +12,7 @@ CLINICAL.md ("The projection") is the specification. Conventions:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_FLOOR, Decimal
@@ -152,6 +153,31 @@ def refill_due_on(conservative_lra_at: datetime | None, drug_expires: datetime, 
     return bound.astimezone(zone).date() - timedelta(days=margin)
 
 
+ClosedDays = Callable[[date], bool]
+# Longer than any closure a clinic may enter (a year) plus the weekends and holidays around it.
+LOOK_BACK_DAYS = 800
+
+
+def last_open_day_on_or_before(day: date, is_closed: ClosedDays | None) -> date:
+    """The last day on or before ``day`` that the clinic is open (CLINICAL.md "Closed days"):
+    refills happen in clinic, so a due date on a closed day is a refill that would happen late.
+    ``is_closed`` None means every day is open."""
+    if is_closed is None:
+        return day
+    candidate = day
+    for _ in range(LOOK_BACK_DAYS):
+        if not is_closed(candidate):
+            return candidate
+        candidate -= timedelta(days=1)
+    raise ValueError(f"no open day in the {LOOK_BACK_DAYS} days up to {day}: check the clinic's calendar")
+
+
+def status_instants(due_on: date, zone: ZoneInfo, reminder_days: int) -> tuple[datetime, datetime]:
+    """(overdue_from, due_soon_from) of a (moved) due date: overdue once the clinic's date is past
+    it, due soon ``reminder_days`` before it, both at the start of a day in the clinic's zone."""
+    return start_of_day(due_on + timedelta(days=1), zone), start_of_day(due_on - timedelta(days=reminder_days), zone)
+
+
 def conservative_factor(overinfusion_allowance_pct: Decimal, delivery_ratio: Decimal | None) -> Decimal:
     """The larger of 1 + the clinic's over-infusion allowance and the pump's measured ratio."""
     factor = ONE + overinfusion_allowance_pct / HUNDRED
@@ -219,6 +245,12 @@ class Projection:
     due_soon_from: datetime
     is_stopped: bool
     computed_at: datetime
+    # The due date before it moved to an open day (equal to ``refill_due_on`` when it did not).
+    unmoved_refill_due_on: date | None = None
+
+    @property
+    def due_date_moved(self) -> bool:
+        return self.unmoved_refill_due_on is not None and self.unmoved_refill_due_on != self.refill_due_on
 
     def status(self, now: datetime) -> str:
         return status_at(self, now)
@@ -268,14 +300,22 @@ def project(
     critical_hours: int,
     now: datetime,
     measured_delivery_ratio: Decimal | None = None,
+    is_closed: ClosedDays | None = None,
 ) -> Projection:
-    """Everything the clinic needs to know about one fill, judged with the program in effect now."""
+    """Everything the clinic needs to know about one fill, judged with the program in effect now.
+
+    ``is_closed``: the clinic's closed days; the due date moves to the last open day on or before
+    it, and "due soon" and "overdue" count from the moved date. The critical window does not move:
+    it is clock time before the conservative alarm, and the pump does not know the clinic is closed.
+    """
     factor = conservative_factor(overinfusion_allowance_pct, measured_delivery_ratio)
     lra_at = time_reaching(fill, lra_ml)
     empty_at = time_reaching(fill, ZERO)
     conservative_lra_at = time_reaching(fill, lra_ml, factor)
     expires_at = drug_expires_at(fill.filled_at, max_days_in_pump, vial_expires_on, zone)
-    due_on = refill_due_on(conservative_lra_at, expires_at, zone, margin)
+    unmoved_due_on = refill_due_on(conservative_lra_at, expires_at, zone, margin)
+    due_on = last_open_day_on_or_before(unmoved_due_on, is_closed)
+    overdue_from, due_soon_from = status_instants(due_on, zone, reminder_days)
     critical_from = expires_at
     if conservative_lra_at is not None:
         critical_from = min(expires_at, conservative_lra_at - timedelta(hours=critical_hours))
@@ -292,11 +332,11 @@ def project(
         refill_due_on=due_on,
         delivery_ratio=measured_delivery_ratio,
         critical_from=critical_from,
-        # overdue once the clinic's date is past the due date: from the start of the next day
-        overdue_from=start_of_day(due_on + timedelta(days=1), zone),
-        due_soon_from=start_of_day(due_on - timedelta(days=reminder_days), zone),
+        overdue_from=overdue_from,
+        due_soon_from=due_soon_from,
         is_stopped=rate_now == 0,
         computed_at=now,
+        unmoved_refill_due_on=unmoved_due_on,
     )
 
 

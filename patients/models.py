@@ -233,7 +233,9 @@ class PumpProjection(models.Model):
     empty_at = models.DateTimeField(null=True, blank=True)
     conservative_lra_at = models.DateTimeField(null=True, blank=True)
     drug_expires_at = models.DateTimeField()
+    # The due date after it moved to the clinic's last open day on or before the unmoved one.
     refill_due_on = models.DateField()
+    unmoved_refill_due_on = models.DateField()
     delivery_ratio = models.DecimalField(max_digits=6, decimal_places=4, null=True, blank=True)
     # Status thresholds as instants, so SQL can derive the status with plain comparisons.
     critical_from = models.DateTimeField()
@@ -250,6 +252,7 @@ class PumpProjection(models.Model):
             models.Index(fields=["overdue_from"]),
             models.Index(fields=["due_soon_from"]),
             models.Index(fields=["refill_due_on"]),
+            models.Index(fields=["unmoved_refill_due_on"]),
             models.Index(fields=["delivery_ratio"], condition=Q(delivery_ratio__isnull=False), name="projection_ratio"),
         ]
 
@@ -265,6 +268,10 @@ class PumpProjection(models.Model):
                 for start, rate in self.segments
             ),
         )
+
+    @property
+    def due_date_moved(self) -> bool:
+        return self.unmoved_refill_due_on != self.refill_due_on
 
     def reservoir_ml_at(self, at) -> Decimal:
         """Estimated volume at ``at`` (nominal rates, never below zero)."""

@@ -119,6 +119,9 @@ class ProjectionSerializer(ClinicZoneMixin, serializers.Serializer):
     conservative_lra_at = AwareDateTimeField(read_only=True, allow_null=True)
     drug_expires_at = AwareDateTimeField(read_only=True)
     refill_due_on = serializers.DateField(read_only=True)
+    unmoved_refill_due_on = serializers.DateField(
+        read_only=True, help_text="The due date before it moved to the clinic's last open day on or before it."
+    )
     status = serializers.SerializerMethodField()
 
     def clinic_zone(self, instance):
@@ -332,6 +335,9 @@ class AppointmentCreateSerializer(StrictInputMixin, serializers.Serializer):
     scheduled_for = AwareDateTimeField()
     assigned_to = ScopedPrimaryKeyRelatedField(User, clinic_staff, required=False, allow_null=True)
     notes = serializers.CharField(**TEXT, required=False)
+    closed_day_confirmed = StrictBooleanField(
+        required=False, help_text="Book on a day the clinic is closed (weekday, public holiday, closure)."
+    )
 
 
 class AppointmentSerializer(ClinicZoneMixin, serializers.Serializer):

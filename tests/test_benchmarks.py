@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from alerts import engine
 from alerts.models import Alert, Notification
+from clinics.calendar import calendar_of
 from clinics.models import Clinic
 from patients import benchdata, depletion, services
 from patients.models import Patient, Pump, PumpProjection
@@ -140,8 +141,10 @@ def test_a_shifted_template_is_the_projection_of_the_shifted_fill(db):
                 critical_hours=bench.clinic.critical_hours,
                 now=now,
                 measured_delivery_ratio=ratio,
+                is_closed=calendar_of(bench.clinic),
             )
-            for name in ("lra_at", "empty_at", "conservative_lra_at", "drug_expires_at", "refill_due_on"):
+            fields = ("lra_at", "empty_at", "conservative_lra_at", "drug_expires_at", "refill_due_on")
+            for name in (*fields, "unmoved_refill_due_on"):
                 assert getattr(row, name) == getattr(expected, name), (state, days_ago, name)
             for name in ("critical_from", "overdue_from", "due_soon_from"):
                 assert getattr(row, name) == getattr(expected, name), (state, days_ago, name)

@@ -5,7 +5,7 @@ other roles are refused (403) and another clinic does not exist for them (404).
 """
 
 import socket
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal as D
 from zoneinfo import ZoneInfo
 
@@ -189,7 +189,8 @@ def test_a_wider_refill_margin_moves_a_filled_pumps_due_date_earlier(client, cli
         )
     assert response.status_code == 302
     pump.projection.refresh_from_db()
-    assert pump.projection.refill_due_on == due_before - timedelta(days=3)
+    assert pump.projection.unmoved_refill_due_on == due_before - timedelta(days=3)  # Sunday 2026-04-26
+    assert pump.projection.refill_due_on == date(2026, 4, 24)  # moved to the Friday before (closed days)
     clinic.refresh_from_db()
     assert clinic.refill_margin_days == 10
     change = clinic.history.order_by("-history_id").first()

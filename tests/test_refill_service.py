@@ -130,7 +130,9 @@ def test_wider_clinic_margin_recomputes_due_dates_and_is_audited(pump, nurse, cl
     admin = member(clinic, Role.CLINIC_ADMIN)
     with time_machine.travel(at(2026, 1, 10), tick=False):
         services.update_clinic_settings(clinic=clinic, actor=admin, refill_margin_days=10)
-    assert str(PumpProjection.objects.get(pump=pump).refill_due_on) == "2026-04-26"
+    projection = PumpProjection.objects.get(pump=pump)
+    assert str(projection.unmoved_refill_due_on) == "2026-04-26"  # a Sunday:
+    assert str(projection.refill_due_on) == "2026-04-24"  # the clinic's last open day before it
     assert clinic.history.order_by("-history_id").first().history_user == admin
 
 

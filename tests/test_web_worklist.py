@@ -221,6 +221,7 @@ def bulk_pumps(clinic, count, now, start=0):
                 conservative_lra_at=lra_at - timedelta(days=6),
                 drug_expires_at=filled_at + timedelta(days=180),
                 refill_due_on=(lra_at - timedelta(days=13)).date(),
+                unmoved_refill_due_on=(lra_at - timedelta(days=13)).date(),
                 critical_from=lra_at - timedelta(days=8),
                 overdue_from=lra_at - timedelta(days=12),
                 due_soon_from=lra_at - timedelta(days=27),

@@ -10,6 +10,7 @@ The package is split by task (projections, programs, refills, records, schedulin
 every public name is importable from ``patients.services`` itself.
 """
 
+from .closures import remove_closure, save_closure
 from .common import (
     CENT,
     CLOCK_SKEW,
@@ -41,6 +42,7 @@ from .projections import (
     project_record,
     recompute_projection,
     recompute_projections,
+    redate_projections,
 )
 from .records import (
     CLINIC_SETTINGS,
@@ -83,6 +85,9 @@ __all__ = [
     "project_record",
     "recompute_projection",
     "recompute_projections",
+    "redate_projections",
+    "save_closure",
+    "remove_closure",
     "dose_change_pct",
     "last_nonzero_dose",
     "constant_flow_dose",

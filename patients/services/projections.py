@@ -6,8 +6,9 @@ from collections.abc import Iterable
 from datetime import datetime
 from decimal import ROUND_CEILING, Decimal
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 
+from clinics.calendar import ClinicCalendar, calendar_of
 from clinics.models import Clinic
 
 from .. import depletion, signals
@@ -87,9 +88,11 @@ def margin_for(clinic: Clinic, patient: Patient) -> int:
     )
 
 
-def compute_projection(pump: Pump, now: datetime | None = None) -> depletion.Projection | None:
+def compute_projection(
+    pump: Pump, now: datetime | None = None, calendar: ClinicCalendar | None = None
+) -> depletion.Projection | None:
     """The pump's projection from its stored record; None when it was never filled."""
-    projection, _fill = _project(pump, _now(now))
+    projection, _fill = _project(pump, _now(now), calendar)
     return projection
 
 
@@ -103,7 +106,7 @@ HISTORY_PREFETCH = (
 )
 
 
-def _project(pump: Pump, now: datetime):
+def _project(pump: Pump, now: datetime, calendar: ClinicCalendar | None = None):
     # recompute_projections prefetches the histories of many pumps at once (HISTORY_PREFETCH).
     refills = getattr(pump, "refill_history", None)
     if refills is None:
@@ -111,12 +114,19 @@ def _project(pump: Pump, now: datetime):
     programs = getattr(pump, "program_history", None)
     if programs is None:
         programs = list(pump.programs.order_by("effective_at", "id"))
-    return project_record(pump, refills, programs, now)
+    return project_record(pump, refills, programs, now, calendar)
 
 
-def project_record(pump: Pump, refills: list[RefillVisit], programs: list[Program], now: datetime):
+def project_record(
+    pump: Pump,
+    refills: list[RefillVisit],
+    programs: list[Program],
+    now: datetime,
+    calendar: ClinicCalendar | None = None,
+):
     """(projection, fill) of a pump's record — saved rows, or unsaved ones for the refill form's
-    preview — from its last refill; (None, None) when it was never filled."""
+    preview — from its last refill; (None, None) when it was never filled. ``calendar``: the
+    clinic's closed days (read when not given: one query)."""
     if not refills:
         return None, None
     last = refills[-1]
@@ -134,6 +144,7 @@ def project_record(pump: Pump, refills: list[RefillVisit], programs: list[Progra
         critical_hours=clinic.critical_hours,
         now=now,
         measured_delivery_ratio=depletion.delivery_ratio(_delivery_samples(pump, refills, programs)),
+        is_closed=calendar if calendar is not None else calendar_of(clinic),
     )
     return projection, fill
 
@@ -143,10 +154,12 @@ def _ratio_for_storage(value: Decimal | None) -> Decimal | None:
     return None if value is None else value.quantize(Decimal("0.0001"), rounding=ROUND_CEILING)
 
 
-def recompute_projection(pump: Pump, now: datetime | None = None) -> PumpProjection | None:
+def recompute_projection(
+    pump: Pump, now: datetime | None = None, calendar: ClinicCalendar | None = None
+) -> PumpProjection | None:
     """Store the pump's projection (derived, unaudited). Explanted or never-filled pumps have none."""
     now = _now(now)
-    projection, fill = _project(pump, now) if pump.status == Pump.Status.ACTIVE else (None, None)
+    projection, fill = _project(pump, now, calendar) if pump.status == Pump.Status.ACTIVE else (None, None)
     if projection is None:
         PumpProjection.objects.filter(pump=pump).delete()
         return None
@@ -161,6 +174,7 @@ def recompute_projection(pump: Pump, now: datetime | None = None) -> PumpProject
         "conservative_lra_at": projection.conservative_lra_at,
         "drug_expires_at": projection.drug_expires_at,
         "refill_due_on": projection.refill_due_on,
+        "unmoved_refill_due_on": projection.unmoved_refill_due_on,
         "delivery_ratio": _ratio_for_storage(projection.delivery_ratio),
         "critical_from": projection.critical_from,
         "overdue_from": projection.overdue_from,
@@ -182,9 +196,46 @@ def recompute_projections(pumps: Iterable[Pump], now: datetime | None = None) ->
         # Two queries per thousand pumps for their histories, not two per pump.
         pumps = pumps.prefetch_related(*HISTORY_PREFETCH).iterator(chunk_size=1000)
     ids = []
+    calendars: dict[int, ClinicCalendar] = {}  # one closures query per clinic, not per pump
     for pump in pumps:
-        recompute_projection(pump, now)
+        clinic = pump.patient.clinic
+        if clinic.pk not in calendars:
+            calendars[clinic.pk] = calendar_of(clinic)
+        recompute_projection(pump, now, calendars[clinic.pk])
         ids.append(pump.pk)
+    if ids:
+        signals.projections_changed.send(sender=Pump, pump_ids=ids, now=now)
+    return ids
+
+
+def redate_projections(clinic: Clinic, now: datetime | None = None) -> list[int]:
+    """After the clinic's closed days changed (a closure entered, edited or removed): move every
+    stored due date of its pumps by the new calendar and tell the alerting side; returns the ids of
+    the pumps whose due date moved.
+
+    The calendar enters the projection only where the unmoved due date (stored) moves to an open
+    day, so this is the same as recomputing every pump, without reading any history. Set-based:
+    the pumps sharing an unmoved due date share the moved one — one query for the distinct dates,
+    one UPDATE per date that moves, one for the ids: never a query per pump.
+    """
+    now = _now(now)
+    calendar = calendar_of(clinic)
+    rows = PumpProjection.objects.filter(pump__patient__clinic=clinic)
+    changes = []
+    for unmoved, stored in rows.order_by().values_list("unmoved_refill_due_on", "refill_due_on").distinct():
+        moved = depletion.last_open_day_on_or_before(unmoved, calendar)
+        if moved != stored:
+            changes.append((unmoved, stored, moved))
+    if not changes:
+        return []
+    changed_q = None
+    for unmoved, stored, moved in changes:
+        overdue_from, due_soon_from = depletion.status_instants(moved, clinic.zone, clinic.reminder_days)
+        group = Q(unmoved_refill_due_on=unmoved, refill_due_on=stored)
+        rows.filter(group).update(refill_due_on=moved, overdue_from=overdue_from, due_soon_from=due_soon_from)
+        moved_q = Q(unmoved_refill_due_on=unmoved, refill_due_on=moved)
+        changed_q = moved_q if changed_q is None else changed_q | moved_q
+    ids = list(rows.filter(changed_q).values_list("pump_id", flat=True))
     if ids:
         signals.projections_changed.send(sender=Pump, pump_ids=ids, now=now)
     return ids

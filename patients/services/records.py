@@ -151,6 +151,11 @@ CLINIC_SETTINGS = {
     "drift_alert_ratio",
     "appointment_grace_hours",
     "replacement_warning_days",
+    "opening_weekdays",
+    "holiday_country",
+    "holiday_subdivision",
+    "opens_at",
+    "closes_at",
 }
 
 
