@@ -10,12 +10,13 @@ from __future__ import annotations
 import zoneinfo
 from datetime import date
 
+import holidays
 from django import forms
 from django.contrib.auth import get_user_model
 from django.db.models import Q
 from django.forms.models import fields_for_model
 
-from clinics.models import AccessLog, Clinic, Membership, Role
+from clinics.models import WEEKDAYS, AccessLog, Clinic, ClinicClosure, Membership, Role
 from patients.models import Pump
 
 
@@ -68,11 +69,21 @@ SETTING_LABELS = {
     "high_dose_threshold_mcg_per_day": "High-dose confirmation threshold (mcg/day)",
     "max_daily_dose_mcg_per_day": "Maximum daily dose, hard limit (mcg/day)",
     "two_factor_required": "Two-factor sign-in required for all staff",
+    "opening_weekdays": "Open on",
+    "holiday_country": "Public holidays of",
+    "holiday_subdivision": "State or region of the public holidays",
+    "opens_at": "Opens at (clinic time)",
+    "closes_at": "Closes at (clinic time)",
 }
 
 SETTING_HELP = {
     "timezone": "Refill due dates, times on pages and the patient's card use this zone.",
     "phone": "Printed on the patient's refill card.",
+    "opening_weekdays": "A refill due on a closed day (or a public holiday, or a closure) moves to the last open day "
+    "before it.",
+    "holiday_subdivision": "For example AZ or CA for a US state; empty for national holidays only.",
+    "closes_at": "Reminder emails and webhooks raised outside opening hours wait until the clinic opens; "
+    "urgent, critical and emergency alerts never wait.",
 }
 
 SETTING_GROUPS = (
@@ -101,8 +112,14 @@ SETTING_GROUPS = (
     ),
     ("Dose safety", ("dose_change_limit_pct", "high_dose_threshold_mcg_per_day", "max_daily_dose_mcg_per_day")),
     ("Sign-in security", ("two_factor_required",)),
+    ("Calendar", ("opening_weekdays", "holiday_country", "holiday_subdivision", "opens_at", "closes_at")),
 )
 SETTING_FIELDS = tuple(name for _title, names in SETTING_GROUPS for name in names)
+
+
+def holiday_country_choices():
+    names = holidays.list_supported_countries()
+    return [("", "— none —")] + [(code, code) for code in sorted(names)]
 
 
 def timezone_choices():
@@ -118,6 +135,12 @@ class ClinicSettingsForm(forms.Form):
         super().__init__(*args, initial=initial, **kwargs)
         self.fields.update(fields_for_model(Clinic, fields=SETTING_FIELDS))
         self.fields["timezone"] = forms.ChoiceField(choices=timezone_choices())
+        self.fields["opening_weekdays"] = forms.TypedMultipleChoiceField(
+            choices=list(enumerate(WEEKDAYS)), coerce=int, widget=forms.CheckboxSelectMultiple
+        )
+        self.fields["holiday_country"] = forms.ChoiceField(choices=holiday_country_choices(), required=False)
+        for name in ("opens_at", "closes_at"):
+            self.fields[name].widget = forms.TimeInput(attrs={"type": "time"}, format="%H:%M")
         for name, field in self.fields.items():
             field.label = SETTING_LABELS[name]
             if name in SETTING_HELP:
@@ -128,7 +151,10 @@ class ClinicSettingsForm(forms.Form):
         return [(title, [self[name] for name in names]) for title, names in SETTING_GROUPS]
 
     def changed_values(self) -> dict:
-        return {name: self.cleaned_data[name] for name in self.changed_data}
+        values = {name: self.cleaned_data[name] for name in self.changed_data}
+        if "opening_weekdays" in values:
+            values["opening_weekdays"] = sorted(values["opening_weekdays"])
+        return values
 
 
 # --- staff -----------------------------------------------------------------------------------
@@ -248,3 +274,21 @@ def describe_dates(date_from: date | None, date_to: date | None) -> str:
     if date_to:
         return f"until {date_to:%Y-%m-%d}"
     return "all dates"
+
+
+# --- closures --------------------------------------------------------------------------------
+
+
+class ClosureForm(forms.Form):
+    """A closure's days and reason (``patients.services.save_closure`` moves the due dates)."""
+
+    first_day = forms.DateField(label="First closed day", widget=DateInput())
+    last_day = forms.DateField(label="Last closed day", widget=DateInput(), help_text="Included: closed that day too.")
+    reason = forms.CharField(
+        label="Reason", max_length=120, help_text="Shown to staff, e.g. “Holiday shutdown” or “Staff leave”."
+    )
+
+    @classmethod
+    def for_closure(cls, closure: ClinicClosure | None, data=None):
+        initial = {} if closure is None else {f: getattr(closure, f) for f in ("first_day", "last_day", "reason")}
+        return cls(data, initial=initial)

@@ -3,7 +3,7 @@
 from django.urls import path
 
 from . import policy_views
-from .views import audit, clinic_settings, staff
+from .views import audit, clinic_settings, closures, staff
 
 urlpatterns = [
     path("", staff.index, name="clinic-admin"),
@@ -18,6 +18,9 @@ urlpatterns = [
         name="clinic-staff-two-factor-reset",
     ),
     path("<int:clinic_id>/settings/", clinic_settings.clinic_settings, name="clinic-settings"),
+    path("<int:clinic_id>/closures/", closures.closure_list, name="clinic-closures"),
+    path("<int:clinic_id>/closures/<int:closure_id>/", closures.closure_detail, name="clinic-closure"),
+    path("<int:clinic_id>/closures/<int:closure_id>/remove/", closures.closure_remove, name="clinic-closure-remove"),
     path("<int:clinic_id>/escalation/", policy_views.policy_list, name="clinic-policies"),
     path(
         "<int:clinic_id>/escalation/defaults/",

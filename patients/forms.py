@@ -283,6 +283,9 @@ class AppointmentForm(forms.Form):
     scheduled_for = ClinicDateTimeField(label="Date and time")
     assigned_to = PersonChoiceField(label="Assigned to", queryset=None, required=False, empty_label="— unassigned —")
     notes = forms.CharField(label="Notes", required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    closed_day_confirmed = forms.BooleanField(
+        label="Book on a day the clinic is closed", required=False, widget=forms.HiddenInput
+    )
 
     def __init__(self, *args, pump, **kwargs):
         super().__init__(*args, **kwargs)
@@ -293,6 +296,10 @@ class AppointmentForm(forms.Form):
         self.helper = FormHelper()
         self.helper.form_tag = False
         self.helper.disable_csrf = True
+
+    def ask_closed_day(self) -> None:
+        """The service refused a closed day: show the box that confirms it."""
+        self.fields["closed_day_confirmed"].widget = forms.CheckboxInput()
 
 
 class PumpEventForm(forms.Form):

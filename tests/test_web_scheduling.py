@@ -68,7 +68,7 @@ def test_booking_after_the_due_date_warns(client, nurse, pump):
     with time_machine.travel(NOW, tick=False):
         response = client.post(
             reverse("appointment-create", args=[pump.pk]),
-            {"kind": "refill", "scheduled_for": "2026-05-02T09:00", "assigned_to": "", "notes": ""},
+            {"kind": "refill", "scheduled_for": "2026-05-01T09:00", "assigned_to": "", "notes": ""},
             follow=True,
         )
     assert "This refill is booked after the pump&#x27;s refill due date (2026-04-29)." in response.content.decode()

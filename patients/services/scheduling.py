@@ -7,6 +7,7 @@ from datetime import datetime
 from django.db import transaction
 
 from clinics.access import role_in
+from clinics.calendar import calendar_of
 from clinics.models import Role
 
 from .. import signals
@@ -35,12 +36,21 @@ def schedule_appointment(
     scheduled_for: datetime,
     assigned_to=None,
     notes: str = "",
+    closed_day_confirmed: bool = False,
     now: datetime | None = None,
 ) -> tuple[Appointment, list[str]]:
-    """Book an appointment; returns it with warnings (a refill booked after the due date)."""
+    """Book an appointment; returns it with warnings (a refill booked after the due date). A day
+    the clinic is closed needs ``closed_day_confirmed`` (CLINICAL.md "Closed days")."""
     now = _now(now)
     errors: dict[str, str] = {}
     _require_aware("scheduled_for", scheduled_for, errors)
+    if not errors and not closed_day_confirmed:
+        day = scheduled_for.astimezone(pump.patient.clinic.zone).date()
+        why = calendar_of(pump.patient.clinic).why_closed(day)
+        if why:
+            errors["scheduled_for"] = (
+                f"The clinic is closed on {day:%a %Y-%m-%d} ({why}). Confirm to book on a closed day anyway."
+            )
     if kind not in Appointment.Kind.values:
         errors["kind"] = f"Choose one of: {', '.join(Appointment.Kind.values)}."
     if pump.status != Pump.Status.ACTIVE:

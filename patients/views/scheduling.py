@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
+from clinics.calendar import calendar_of
 from clinics.models import Clinic
 
 from .. import services
@@ -22,13 +23,21 @@ DEFAULT_HOUR = 9
 
 
 def _suggested_time(pump, now) -> datetime:
-    """The refill due date at 9:00 clinic time, or tomorrow's 9:00 when that has passed."""
+    """The refill due date (an open day) at 9:00 clinic time, or the next open day's 9:00 when
+    that has passed."""
     zone = pump.patient.clinic.zone
     today = now.astimezone(zone).date()
     projection = projection_of(pump)
     day = projection.refill_due_on if projection is not None else today + timedelta(days=1)
     if day <= today:
+        calendar = calendar_of(pump.patient.clinic)
         day = today + timedelta(days=1)
+        for _ in range(60):  # the next open day; a clinic closed longer gets the day after today
+            if not calendar.is_closed(day):
+                break
+            day += timedelta(days=1)
+        else:
+            day = today + timedelta(days=1)
     return datetime.combine(day, time(DEFAULT_HOUR), tzinfo=zone)
 
 
@@ -48,8 +57,11 @@ def appointment_create(request, pk):
                     scheduled_for=form.cleaned_data["scheduled_for"],
                     assigned_to=form.cleaned_data["assigned_to"],
                     notes=form.cleaned_data["notes"],
+                    closed_day_confirmed=form.cleaned_data["closed_day_confirmed"],
                 )
             except services.Refusal as refusal:
+                if "closed" in " ".join(refusal.message_dict.get("scheduled_for", [])):
+                    form.ask_closed_day()
                 add_refusal(form, refusal)
             else:
                 when = appointment.scheduled_for.astimezone(pump.patient.clinic.zone)
