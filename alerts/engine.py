@@ -38,7 +38,7 @@ from patients import depletion
 from patients.models import Appointment, Patient, Pump
 from patients.selectors import with_status
 
-from . import enqueue
+from . import enqueue, quiet_hours
 from .models import (
     REFILL_FAMILY,
     Alert,
@@ -337,6 +337,7 @@ def _reconcile(now, wanted: dict[str, Wanted], resolvable_kinds, pump_ids=None) 
             ]
         )
         report.upgraded = len(upgrades)
+        quiet_hours.release_waiting((a.pk for a in upgrades), now)
 
     if resolvable_kinds:
         cleared = Alert.objects.open().filter(kind__in=resolvable_kinds).exclude(dedupe_key__in=list(wanted))
@@ -402,7 +403,7 @@ def advance_escalations(now: datetime, limit: int = BATCH) -> int:
     Alert.objects.filter(pk__in=due, next_step_at__lte=now, status__in=Alert.OPEN_STATUSES).update(
         claim=token, next_step_at=now + timedelta(seconds=settings.ALERT_STEP_LEASE_SECONDS)
     )
-    claimed = list(Alert.objects.filter(claim=token).select_related("pump"))
+    claimed = list(Alert.objects.filter(claim=token).select_related("pump", "clinic"))
     if not claimed:
         return 0
     clinic_ids = {a.clinic_id for a in claimed}
@@ -498,6 +499,8 @@ def advance_escalations(now: datetime, limit: int = BATCH) -> int:
             alert.next_step_at = None
         alert.claim = ""
 
+    # Reminder emails and webhooks raised while the clinic is closed wait for it to open.
+    quiet_hours.hold_reminders(notifications, now)
     Notification.objects.bulk_create(notifications, batch_size=BATCH, ignore_conflicts=True)
     AlertEvent.objects.bulk_create(events, batch_size=BATCH)
     # One UPDATE per distinct outcome (a handful: they follow the policies' shapes), not bulk_update's

@@ -88,7 +88,7 @@ def test_refill_booked_before_due_date_resolves_the_reminder(clinic, staff):
 def test_refill_booked_after_due_date_keeps_the_reminder(clinic, staff):
     pump = filled_pump(clinic, staff)
     services.schedule_appointment(
-        pump=pump, actor=staff["nurse"], kind="refill", scheduled_for=datetime(2026, 5, 2, 10, tzinfo=PHX), now=DUE_SOON
+        pump=pump, actor=staff["nurse"], kind="refill", scheduled_for=datetime(2026, 5, 1, 10, tzinfo=PHX), now=DUE_SOON
     )
     scan(DUE_SOON)
     assert Alert.objects.open().get(pump=pump).kind == AlertKind.REFILL_DUE

@@ -59,7 +59,7 @@ def pump(clinic, nurse, physician):
         now=at(2026, 4, 20, 9),
     )
     services.schedule_appointment(
-        pump=pump, actor=nurse, kind="refill", scheduled_for=at(2026, 8, 1, 9), now=at(2026, 4, 20, 10)
+        pump=pump, actor=nurse, kind="refill", scheduled_for=at(2026, 7, 31, 9), now=at(2026, 4, 20, 10)
     )
     services.record_pump_event(
         pump=pump, actor=nurse, kind="low_reservoir_alarm", occurred_at=at(2026, 4, 18, 8), now=at(2026, 4, 18, 9)
@@ -135,7 +135,7 @@ def test_pump_page_lists_appointments_and_events(client, nurse, pump):
     client.force_login(nurse)
     with time_machine.travel(NOW, tick=False):
         text = client.get(reverse("pump-detail", args=[pump.pk])).content.decode()
-    assert "Sat 2026-08-01 09:00" in text
+    assert "Fri 2026-07-31 09:00" in text
     assert "Low-reservoir alarm (single tone)" in text
     assert reverse("appointment-status", args=[pump.appointments.get().pk, "complete"]) in text
 
