@@ -76,6 +76,7 @@ def test_worked_example_through_the_api(pump, nurse):
         "conservative_lra_at": "2026-05-06T00:14:17-07:00",
         "drug_expires_at": "2026-07-04T09:00:00-07:00",
         "refill_due_on": "2026-04-29",
+        "unmoved_refill_due_on": "2026-04-29",
         "status": "ok",
     }
 

@@ -76,6 +76,7 @@ def expected(fill, *, zone=PHX, lra="2", days=180, vial=None, margin=7, allowanc
         critical_hours=48,
         now=fill.filled_at,
         measured_delivery_ratio=ratio,
+        is_closed=lambda day: day.weekday() >= 5,  # the clinic's default calendar: closed at weekends
     )
 
 
@@ -144,7 +145,8 @@ def test_low_dose_pump_is_bounded_by_drug_expiry(api, clinic):
     refill(api, pump, T0, dose="90")
     got = projection(api, pump, T0)
     assert got["drug_expires_at"] == "2026-07-04T09:00:00-07:00"
-    assert got["refill_due_on"] == "2026-06-27"
+    assert got["unmoved_refill_due_on"] == "2026-06-27"  # a Saturday:
+    assert got["refill_due_on"] == "2026-06-26"
 
 
 @pytest.mark.django_db
@@ -153,7 +155,8 @@ def test_compounded_drug_expires_at_start_of_its_beyond_use_date(api, clinic):
     refill(api, pump, T0, concentration="1500", drug_expires_on="2026-02-15")
     got = projection(api, pump, T0)
     assert got["drug_expires_at"] == "2026-02-15T00:00:00-07:00"
-    assert got["refill_due_on"] == "2026-02-08"
+    assert got["unmoved_refill_due_on"] == "2026-02-08"  # a Sunday:
+    assert got["refill_due_on"] == "2026-02-06"
 
 
 @pytest.mark.django_db
@@ -169,7 +172,7 @@ def test_stopped_pump_never_reaches_its_alarm(api, clinic):
     )
     got = projection(api, pump, stop + timedelta(hours=1))
     assert (got["lra_at"], got["empty_at"], got["conservative_lra_at"], got["status"]) == (None, None, None, "stopped")
-    assert got["refill_due_on"] == "2026-06-27"
+    assert got["refill_due_on"] == "2026-06-26"  # drug expiry 07-04 − 7 days: Saturday 06-27, moved
 
 
 @pytest.mark.django_db

@@ -32,9 +32,15 @@ def stored_projection(apps, clinic, serial, due_on):
     patient = Patient.objects.create(
         clinic=clinic, mrn=serial, given_name="Test", family_name=serial, birth_date=date(1970, 1, 1)
     )
+    # The catalogue rows of the data migration may have been flushed by an earlier transactional test.
+    model, _ = PumpModel.objects.get_or_create(
+        manufacturer="Medtronic",
+        name="SynchroMed II 40 mL",
+        defaults={"reservoir_ml": Decimal(40), "default_lra_ml": Decimal(2)},
+    )
     pump = Pump.objects.create(
         patient=patient,
-        pump_model=PumpModel.objects.first(),
+        pump_model=model,
         serial_number=serial,
         implanted_on=date(2025, 6, 1),
         lra_ml=Decimal("2.0"),
@@ -56,7 +62,7 @@ def stored_projection(apps, clinic, serial, due_on):
     )
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_migrate_moves_a_stored_sunday_due_date_to_the_friday_before():
     leaves = MigrationExecutor(connection).loader.graph.leaf_nodes()
     try:

@@ -9,7 +9,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from clinics.calendar import calendar_of
-from clinics.models import ClinicClosure
+from clinics.models import WEEKDAYS, ClinicClosure
 from patients import services
 
 from ..forms import ClosureForm, add_refusal
@@ -64,7 +64,7 @@ def closure_list(request, clinic_id):
             "can_manage": can_manage,
             "upcoming": closures.filter(last_day__gte=today),
             "past": closures.filter(last_day__lt=today).order_by("-first_day")[:20],
-            "calendar": calendar_of(clinic),
+            "open_on": ", ".join(WEEKDAYS[day] for day in sorted(clinic.opening_weekdays)),
         },
     )
 

@@ -60,7 +60,14 @@ class Command(BaseCommand):
         now = timezone.now()
         with transaction.atomic():
             clinic, created = Clinic.objects.get_or_create(
-                name=CLINIC_NAME, defaults={"timezone": "America/Phoenix", "phone": "+1 555 0100 (fictional)"}
+                name=CLINIC_NAME,
+                defaults={
+                    "timezone": "America/Phoenix",
+                    "phone": "+1 555 0100 (fictional)",
+                    # Closed at weekends (the default) and on Arizona's public holidays.
+                    "holiday_country": "US",
+                    "holiday_subdivision": "AZ",
+                },
             )
             if clinic.two_factor_required:
                 clinic.two_factor_required = False  # the printed logins must work as printed
