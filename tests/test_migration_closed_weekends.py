@@ -62,7 +62,7 @@ def stored_projection(apps, clinic, serial, due_on):
     )
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_migrate_moves_a_stored_sunday_due_date_to_the_friday_before():
     leaves = MigrationExecutor(connection).loader.graph.leaf_nodes()
     try:
