@@ -233,3 +233,17 @@ def test_the_settings_page_saves_opening_days_and_holidays_and_refuses_an_unknow
     clinic.refresh_from_db()
     assert clinic.opening_weekdays == [0, 1, 2, 3, 4, 5]
     assert (clinic.holiday_country, clinic.holiday_subdivision) == ("US", "AZ")
+
+
+@pytest.mark.django_db
+def test_the_week_schedule_marks_closed_days_and_links_the_closures(client, clinic, nurse):
+    clinic.holiday_country = "US"
+    clinic.save()
+    enter_closure(clinic, first_day=date(2026, 11, 27), last_day=date(2026, 11, 27), reason="Staff leave")
+    client.force_login(nurse)
+    page = client.get(reverse("schedule-week"), {"week": "2026-11-23", "clinic": clinic.pk}).content.decode()
+    assert "Clinic closed: Thanksgiving Day" in page
+    assert "Clinic closed: Staff leave" in page
+    assert page.count('class="small text-body-secondary closed-day">Clinic closed</div>') == 2  # Sat, Sun
+    assert reverse("clinic-closures", args=[clinic.pk]) in page
+    assert client.get(reverse("clinic-closures", args=[clinic.pk])).status_code == 200

@@ -141,7 +141,8 @@ def schedule_week(request):
         .order_by("scheduled_for", "id")
     )
     form = ScheduleFilterForm(initial={"week": monday, "clinic": clinic}, clinics=clinics)
-    days = [(monday + timedelta(days=n), []) for n in range(7)]
+    calendar = calendar_of(clinic)
+    days = [(day, [], calendar.why_closed(day)) for day in (monday + timedelta(days=n) for n in range(7))]
     for appointment in appointments:
         appointment.local = appointment.scheduled_for.astimezone(zone)
         days[(appointment.local.date() - monday).days][1].append(appointment)
