@@ -10,8 +10,8 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
 PHOENIX = ZoneInfo("America/Phoenix")
-BEFORE = [("clinics", "0002_calendar_feed"), ("patients", "0003_scan_indexes")]
-AFTER = [("clinics", "0003_clinic_calendar"), ("patients", "0005_unmoved_due_date_required")]
+BEFORE = [("clinics", "0003_two_factor_and_account_events"), ("patients", "0003_scan_indexes")]
+AFTER = [("clinics", "0004_clinic_calendar"), ("patients", "0005_unmoved_due_date_required")]
 
 
 def migrate(targets):

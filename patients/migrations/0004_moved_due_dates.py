@@ -64,7 +64,7 @@ def restore_unmoved_dates(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("clinics", "0003_clinic_calendar"),
+        ("clinics", "0004_clinic_calendar"),
         ("patients", "0003_scan_indexes"),
     ]
 

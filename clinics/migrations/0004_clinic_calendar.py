@@ -10,7 +10,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("clinics", "0002_calendar_feed"),
+        ("clinics", "0003_two_factor_and_account_events"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
