@@ -116,7 +116,8 @@ def status_fragment(request):
     the login page inside the banner."""
     if not request.user.is_authenticated:
         return render(request, "alerts/_signed_out.html", {"next_path": _current_path(request)})
-    return render(request, "alerts/_status.html", {**status_context(request), "out_of_band": True})
+    # The banner's figures come from the context processor (``alerting``), computed once a request.
+    return render(request, "alerts/_status.html", {"out_of_band": True})
 
 
 def _current_path(request) -> str:
