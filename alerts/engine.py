@@ -38,7 +38,7 @@ from patients import depletion
 from patients.models import Appointment, Patient, Pump
 from patients.selectors import with_status
 
-from . import enqueue, quiet_hours
+from . import enqueue, oncall, quiet_hours
 from .models import (
     REFILL_FAMILY,
     Alert,
@@ -252,7 +252,7 @@ def evaluate_conditions(now: datetime, pump_ids=None) -> StepReport:
     """Raise, upgrade and resolve the scanned kinds; resolve every alert of pumps out of service."""
     report = _reconcile(now, wanted_alerts(now, pump_ids), SCANNED_KINDS, pump_ids)
     # Explanted pumps and transferred or deceased patients raise nothing, and keep nothing open.
-    gone = Alert.objects.open().exclude(_in_service_q("pump__"))
+    gone = Alert.objects.open().filter(pump__isnull=False).exclude(_in_service_q("pump__"))
     if pump_ids is not None:
         gone = gone.filter(pump_id__in=pump_ids)
     report.resolved += resolve_alerts(gone, now, "Pump explanted or patient no longer under the clinic's care")
@@ -374,18 +374,11 @@ def resolve_alerts(queryset, now: datetime, reason: str, actor=None, subject_at:
 # --- 2. escalation ------------------------------------------------------------------------------
 
 
-def _recipients(level: dict, alert: Alert, members_by_clinic) -> list[Membership]:
-    members = members_by_clinic.get(alert.clinic_id, [])
-    chosen = {}
-    for m in members:
-        if (
-            m.role in level.get("roles", [])
-            or (level.get("on_call") and m.on_call)
-            or (level.get("assigned_nurse") and m.user_id == alert.pump.assigned_nurse_id)
-            or m.user_id in level.get("user_ids", [])
-        ):
-            chosen[m.user_id] = m
-    return list(chosen.values())
+def _current_level(alert: Alert) -> dict:
+    """The level this step will notify (a re-alert starts the chain again)."""
+    levels = (alert.policy_snapshot or {}).get("levels") or [{}]
+    index = 0 if alert.status == Alert.Status.ACKNOWLEDGED else alert.escalation_level
+    return levels[min(index, len(levels) - 1)]
 
 
 def advance_escalations(now: datetime, limit: int = BATCH) -> int:
@@ -413,6 +406,9 @@ def advance_escalations(now: datetime, limit: int = BATCH) -> int:
     webhooks_by_clinic = defaultdict(list)
     for hook in Webhook.objects.filter(clinic_id__in=clinic_ids, is_active=True):
         webhooks_by_clinic[hook.clinic_id].append(hook)
+    # Who is on call on each rota at this step's time: one query, only when a level names a rota.
+    rota_clinics = {a.clinic_id for a in claimed if oncall.needs_rota(_current_level(a))}
+    on_call = oncall.on_call_by_rotation(rota_clinics, now) if rota_clinics else {}
 
     notifications, events = [], []
     for alert in claimed:
@@ -430,7 +426,9 @@ def advance_escalations(now: datetime, limit: int = BATCH) -> int:
         index = min(alert.escalation_level, len(levels) - 1)
         level = levels[index]
         step = f"{now:%Y%m%dT%H%M%S}:{alert.repeat_round}:{index}"
-        recipients = _recipients(level, alert, members_by_clinic)
+        recipients = oncall.level_recipients(
+            level, alert, members_by_clinic.get(alert.clinic_id, []), on_call.get(alert.clinic_id, {})
+        )
         channels = level.get("channels", [])
         if not recipients:
             # Nobody at this level: the clinic's admins are told instead, and the banner shows it.

@@ -11,7 +11,7 @@ from django.db.models import Q
 from simple_history.models import HistoricalRecords
 
 from clinics.access import scope
-from clinics.models import Clinic
+from clinics.models import Clinic, Rotation
 from patients.models import Pump
 
 
@@ -42,6 +42,11 @@ class AlertKind(models.TextChoices):
     RESIDUAL_DISCREPANCY = "residual_discrepancy", "Residual volume discrepancy"
     DELIVERY_DRIFT = "delivery_drift", "Delivery drift"
     REPLACEMENT_DUE = "replacement_due", "Pump replacement due"
+    ROTA_GAP = "rota_gap", "Nobody on call (rota gap)"
+
+
+# Kinds about the clinic rather than one pump: they have no pump.
+CLINIC_LEVEL_KINDS = (AlertKind.ROTA_GAP,)
 
 
 # The refill kinds are one problem getting worse: they share one open alert per pump, whose kind
@@ -104,7 +109,11 @@ class EscalationLevel(models.Model):
     policy = models.ForeignKey(EscalationPolicy, on_delete=models.CASCADE, related_name="levels")
     position = models.PositiveSmallIntegerField(default=0)
     roles = models.JSONField(default=list, blank=True, help_text="Roles notified: nurse, physician, clinic_admin.")
-    on_call = models.BooleanField(default=False, help_text="Notify the on-call members.")
+    # Rotation ids (rotations are never deleted), a list like ``roles`` so that loading policies for
+    # the scan takes no extra query. Resolved to a person at each step, at the time of the step.
+    on_call_rotation_ids = models.JSONField(
+        default=list, blank=True, help_text="Notify whoever is on call on these rotas at the time of the step."
+    )
     assigned_nurse = models.BooleanField(default=False, help_text="Notify the pump's assigned nurse.")
     users = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="+")
     channels = models.JSONField(default=list, help_text="email, in_app, webhook")
@@ -122,7 +131,7 @@ class EscalationLevel(models.Model):
     def snapshot(self) -> dict:
         return {
             "roles": list(self.roles),
-            "on_call": self.on_call,
+            "on_call_rotation_ids": sorted(int(pk) for pk in self.on_call_rotation_ids),
             "assigned_nurse": self.assigned_nurse,
             "user_ids": sorted(u.pk for u in self.users.all()),
             "channels": list(self.channels),
@@ -147,7 +156,14 @@ class Alert(models.Model):
     OPEN_STATUSES = (Status.TRIGGERED, Status.ACKNOWLEDGED)
 
     clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="alerts")
-    pump = models.ForeignKey(Pump, on_delete=models.PROTECT, related_name="alerts")
+    pump = models.ForeignKey(
+        Pump,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="alerts",
+        help_text="None: a clinic-level kind.",
+    )
     kind = models.CharField(max_length=30, choices=AlertKind.choices)
     severity = models.PositiveSmallIntegerField(choices=Severity.choices)
     dedupe_key = models.CharField(max_length=100)
@@ -169,6 +185,10 @@ class Alert(models.Model):
     next_step_at = models.DateTimeField(null=True, blank=True)
     claim = models.CharField(max_length=40, blank=True, help_text="Token of the scan that claimed the step.")
     nobody_to_notify = models.BooleanField(default=False, help_text="A level resolved to nobody.")
+    # What a clinic-level alert is about: a rota gap's rotation and hours.
+    rotation = models.ForeignKey(Rotation, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    period_starts_at = models.DateTimeField(null=True, blank=True)
+    period_ends_at = models.DateTimeField(null=True, blank=True)
 
     objects = AlertQuerySet.as_manager()
 
@@ -179,6 +199,10 @@ class Alert(models.Model):
                 fields=["dedupe_key"],
                 condition=Q(status__in=["triggered", "acknowledged"]),
                 name="one_open_alert_per_dedupe_key",
+            ),
+            models.CheckConstraint(
+                condition=Q(pump__isnull=False) | Q(kind__in=[str(k) for k in CLINIC_LEVEL_KINDS]),
+                name="alert_has_pump_unless_clinic_level",
             ),
         ]
         indexes = [

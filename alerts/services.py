@@ -9,6 +9,8 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from clinics.models import Rotation
+
 from . import engine
 from .models import Alert, AlertEvent, Channel, EscalationLevel, EscalationPolicy, Notification, Webhook
 
@@ -87,7 +89,7 @@ def save_escalation_policy(
 ) -> EscalationPolicy:
     """Replace a policy's settings and its ordered levels; each history row names ``actor``.
 
-    ``levels`` are dicts of roles, on_call, assigned_nurse, users, channels, wait_minutes and
+    ``levels`` are dicts of roles, on_call_rotations, assigned_nurse, users, channels, wait_minutes and
     optionally the ``id`` of an existing level to keep; existing levels not listed are removed.
     Alerts already raised keep the snapshot they were raised with: only alerts raised (or raised
     to a higher severity) from now on follow the edited policy.
@@ -96,6 +98,9 @@ def save_escalation_policy(
         raise PermissionDenied
     if not levels:
         raise ValidationError({"levels": "A policy needs at least one level."})
+    named = {int(pk) for fields in levels for pk in fields.get("on_call_rotations", [])}
+    if named - set(Rotation.objects.filter(clinic_id=policy.clinic_id, pk__in=named).values_list("pk", flat=True)):
+        raise ValidationError({"on_call_rotations": "Only this clinic's rotas can be named."})
     policy = EscalationPolicy.objects.select_for_update().get(pk=policy.pk)  # one editor at a time
     policy.repeat_count = repeat_count
     policy.realert_minutes = realert_minutes
@@ -110,8 +115,9 @@ def save_escalation_policy(
     for position, fields in enumerate(levels):
         level = existing.get(fields.get("id")) or EscalationLevel(policy=policy)
         level.position = position
-        for name in ("roles", "on_call", "assigned_nurse", "channels", "wait_minutes"):
+        for name in ("roles", "assigned_nurse", "channels", "wait_minutes"):
             setattr(level, name, fields[name])
+        level.on_call_rotation_ids = sorted(int(pk) for pk in fields.get("on_call_rotations", []))
         level._history_user = actor
         level.full_clean(exclude=["policy", "users"])
         level.save()

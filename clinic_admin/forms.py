@@ -190,8 +190,8 @@ class MembershipForm(forms.ModelForm):
 
     class Meta:
         model = Membership
-        fields = ["role", "on_call", "phone", "notification_email"]
-        labels = {"on_call": "On call", "notification_email": "Notification email"}
+        fields = ["role", "phone", "notification_email"]
+        labels = {"notification_email": "Notification email"}
 
 
 # --- audit filters ---------------------------------------------------------------------------

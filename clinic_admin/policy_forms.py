@@ -9,7 +9,7 @@ from django.forms import BaseInlineFormSet, inlineformset_factory
 
 from alerts import services
 from alerts.models import Channel, EscalationLevel, EscalationPolicy, Webhook
-from clinics.models import Membership, Role
+from clinics.models import Membership, Role, Rotation
 
 
 class PolicyForm(forms.ModelForm):
@@ -53,6 +53,13 @@ class LevelForm(forms.ModelForm):
         required=False,
         widget=forms.CheckboxSelectMultiple,
     )
+    on_call_rotations = forms.TypedMultipleChoiceField(
+        label="Whoever is on call on",
+        coerce=int,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Resolved at each step, at the time of the step, from the rota.",
+    )
     users = StaffChoiceField(label="Named staff", queryset=None, required=False, widget=forms.CheckboxSelectMultiple)
     channels = forms.MultipleChoiceField(
         label="Channels", choices=Channel.choices, required=True, widget=forms.CheckboxSelectMultiple
@@ -60,13 +67,12 @@ class LevelForm(forms.ModelForm):
 
     class Meta:
         model = EscalationLevel
-        fields = ["roles", "on_call", "assigned_nurse", "users", "channels", "wait_minutes"]
+        fields = ["roles", "assigned_nurse", "users", "channels", "wait_minutes"]
         labels = {
-            "on_call": "The on-call staff",
             "assigned_nurse": "The pump's assigned nurse",
             "wait_minutes": "Wait for an acknowledgement (minutes)",
         }
-        help_texts = {"on_call": "", "assigned_nurse": ""}
+        help_texts = {"assigned_nurse": ""}
 
     def __init__(self, *args, clinic, **kwargs):
         super().__init__(*args, **kwargs)
@@ -74,6 +80,9 @@ class LevelForm(forms.ModelForm):
         self.fields["users"].queryset = (
             get_user_model().objects.filter(pk__in=members).order_by("last_name", "first_name", "username")
         )
+        rotations = Rotation.objects.filter(clinic=clinic).order_by("role", "name")
+        self.fields["on_call_rotations"].choices = [(r.pk, r.name) for r in rotations]
+        self.fields["on_call_rotations"].initial = list(self.instance.on_call_rotation_ids) if self.instance.pk else []
         self.fields["step"].initial = (self.instance.position + 1) if self.instance.pk else None
         self.fields["channels"].error_messages["required"] = "Choose at least one channel."
 
@@ -86,7 +95,10 @@ class LevelForm(forms.ModelForm):
     def clean(self):
         cleaned = super().clean()
         someone = (
-            cleaned.get("roles") or cleaned.get("on_call") or cleaned.get("assigned_nurse") or cleaned.get("users")
+            cleaned.get("roles")
+            or cleaned.get("on_call_rotations")
+            or cleaned.get("assigned_nurse")
+            or cleaned.get("users")
         )
         if not someone:
             raise ValidationError(
@@ -147,9 +159,10 @@ def save_policy(policy_form: PolicyForm, levels: BaseLevelFormSet, actor) -> Esc
         levels=[
             {
                 "id": form.instance.pk,
-                **{name: form.cleaned_data[name] for name in ("roles", "on_call", "assigned_nurse", "channels")},
+                **{name: form.cleaned_data[name] for name in ("roles", "assigned_nurse", "channels")},
                 "wait_minutes": form.cleaned_data["wait_minutes"],
                 "users": list(form.cleaned_data.get("users") or []),
+                "on_call_rotations": list(form.cleaned_data.get("on_call_rotations") or []),
             }
             for form in levels.ordered_forms()
         ],

@@ -15,7 +15,7 @@ from alerts.channels import DeliveryError
 from alerts.channels.webhook import check_destination
 from alerts.models import Alert, Channel, EscalationPolicy, FailingAddress, Severity, Webhook
 from alerts.policies import ensure_default_policies
-from clinics.models import Membership, Role
+from clinics.models import Membership, Role, Rotation
 
 from .forms import add_refusal
 from .policy_forms import LevelFormSet, PolicyForm, WebhookForm, save_policy
@@ -37,11 +37,10 @@ def in_words(items: list[str]) -> str:
     return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
-def describe_level(level) -> dict:
+def describe_level(level, rotations: dict[int, str]) -> dict:
     """A level in words: who is told, how, and how long the chain waits for an acknowledgement."""
     who = [f"every {ROLE_LABELS.get(role, role).lower()}" for role in level.roles]
-    if level.on_call:
-        who.append("the on-call staff")
+    who += [f"whoever is on call on “{rotations.get(pk, 'a removed rota')}”" for pk in level.on_call_rotation_ids]
     if level.assigned_nurse:
         who.append("the pump's assigned nurse")
     who += [user.get_full_name() or user.username for user in level.users.all()]
@@ -63,6 +62,7 @@ def policy_list(request, clinic_id):
     clinic = clinic_for(request, clinic_id, MANAGE)
     policies = {p.severity: p for p in EscalationPolicy.objects.filter(clinic=clinic).prefetch_related("levels__users")}
     open_alerts = _open_alerts_by_severity(clinic)
+    rotations = dict(Rotation.objects.filter(clinic=clinic).values_list("pk", "name"))
     rows = []
     for severity, label in sorted(Severity.choices, reverse=True):
         policy = policies.get(severity)
@@ -71,7 +71,7 @@ def policy_list(request, clinic_id):
                 "severity": severity,
                 "label": label,
                 "policy": policy,
-                "levels": [describe_level(level) for level in policy.levels.all()] if policy else [],
+                "levels": [describe_level(level, rotations) for level in policy.levels.all()] if policy else [],
                 "open_alerts": open_alerts.get(severity, 0),
                 "realert": duration(policy.realert_minutes) if policy else "",
             }

@@ -10,7 +10,6 @@ urlpatterns = [
     path("<int:clinic_id>/", staff.staff_list, name="clinic-staff"),
     path("<int:clinic_id>/staff/new/", staff.staff_add, name="clinic-staff-add"),
     path("<int:clinic_id>/staff/<int:membership_id>/", staff.staff_edit, name="clinic-staff-edit"),
-    path("<int:clinic_id>/staff/<int:membership_id>/on-call/", staff.staff_on_call, name="clinic-staff-on-call"),
     path("<int:clinic_id>/staff/<int:membership_id>/active/", staff.staff_active, name="clinic-staff-active"),
     path(
         "<int:clinic_id>/staff/<int:membership_id>/two-factor-reset/",

@@ -25,8 +25,8 @@ class ClinicAdmin(SimpleHistoryAdmin):
 
 @admin.register(Membership)
 class MembershipAdmin(SimpleHistoryAdmin):
-    list_display = ["user", "clinic", "role", "on_call", "is_active"]
-    list_filter = ["clinic", "role", "on_call", "is_active"]
+    list_display = ["user", "clinic", "role", "is_active"]
+    list_filter = ["clinic", "role", "is_active"]
     search_fields = ["user__username", "user__email"]
     autocomplete_fields = ["user"]
 

@@ -1,4 +1,4 @@
-"""Clinics, staff memberships with roles, and the append-only access log."""
+"""Clinics, staff memberships with roles, on-call rotations, and the append-only access log."""
 
 import zoneinfo
 from datetime import time
@@ -271,7 +271,6 @@ class Membership(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="memberships")
     clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="memberships")
     role = models.CharField(max_length=20, choices=Role.choices)
-    on_call = models.BooleanField(default=False, help_text="Receives on-call escalations.")
     phone = models.CharField(max_length=40, blank=True)
     notification_email = models.EmailField(blank=True, help_text="Alerts go here (default: the user's email).")
     is_active = models.BooleanField(default=True)
@@ -368,3 +367,97 @@ class CalendarFeed(models.Model):
 
     def __str__(self):
         return f"Calendar feed of {self.user} ({'revoked' if self.revoked_at else 'active'})"
+
+
+class Weekday(models.IntegerChoices):
+    MONDAY = 0, "Monday"
+    TUESDAY = 1, "Tuesday"
+    WEDNESDAY = 2, "Wednesday"
+    THURSDAY = 3, "Thursday"
+    FRIDAY = 4, "Friday"
+    SATURDAY = 5, "Saturday"
+    SUNDAY = 6, "Sunday"
+
+
+class Rotation(models.Model):
+    """An on-call rota of one role: members take turns in order, handing over every
+    ``length_days`` days at ``handover_time`` (clinic zone), from ``starts_on`` (a hand-over day).
+    Who is on call is computed from it (clinics/rota.py), never stored."""
+
+    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="rotations")
+    name = models.CharField(max_length=80, help_text="What escalation levels call it, e.g. “On-call nurse”.")
+    role = models.CharField(max_length=20, choices=Role.choices, help_text="Whose rota this is.")
+    member_ids = models.JSONField(default=list, blank=True, help_text="Membership ids, in turn order.")
+    handover_weekday = models.PositiveSmallIntegerField(choices=Weekday.choices, default=Weekday.MONDAY)
+    handover_time = models.TimeField(default=time(8, 0))
+    length_days = models.PositiveSmallIntegerField(
+        default=7, validators=[MinValueValidator(1), MaxValueValidator(90)], help_text="Days each member is on call."
+    )
+    starts_on = models.DateField(help_text="The first hand-over (a hand-over weekday).")
+    created_at = models.DateTimeField(auto_now_add=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["clinic", "role", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["clinic", "name"], name="rotation_name_unique_per_clinic"),
+            models.CheckConstraint(condition=models.Q(length_days__gte=1), name="rotation_length_positive"),
+        ]
+
+    def __str__(self):
+        return f"{self.name} ({self.clinic})"
+
+    @property
+    def access_clinic_id(self) -> int:
+        return self.clinic_id
+
+    def clean(self):
+        if self.starts_on and self.starts_on.weekday() != self.handover_weekday:
+            raise ValidationError(
+                {"starts_on": f"The first hand-over must be a {Weekday(self.handover_weekday).label}."}
+            )
+
+    def spec(self, zone: zoneinfo.ZoneInfo | None = None):
+        """The rotation as the rota arithmetic takes it."""
+        from . import rota
+
+        return rota.Rotation(
+            member_ids=tuple(self.member_ids),
+            starts_on=self.starts_on,
+            handover_time=self.handover_time,
+            length_days=self.length_days,
+            zone=zone or self.clinic.zone,
+        )
+
+
+class RotaOverride(models.Model):
+    """This member on call instead of the rotation, from one instant to another (a swap, sick cover)."""
+
+    rotation = models.ForeignKey(Rotation, on_delete=models.PROTECT, related_name="overrides")
+    membership = models.ForeignKey(Membership, on_delete=models.PROTECT, related_name="rota_overrides")
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    reason = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["rotation", "starts_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(ends_at__gt=models.F("starts_at")), name="override_ends_after_start"
+            )
+        ]
+        indexes = [models.Index(fields=["rotation", "ends_at"])]
+
+    def __str__(self):
+        return f"{self.membership.user} instead on {self.rotation.name} {self.starts_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def access_clinic_id(self) -> int:
+        return self.rotation.clinic_id
+
+    def spec(self):
+        from . import rota
+
+        return rota.Override(member_id=self.membership_id, starts_at=self.starts_at, ends_at=self.ends_at)

@@ -2,7 +2,7 @@
 
 from django.contrib.auth import get_user_model
 from django.db.models.signals import post_migrate, pre_delete
-from django.dispatch import receiver
+from django.dispatch import Signal, receiver
 
 
 @receiver(pre_delete, sender=get_user_model())
@@ -53,3 +53,9 @@ def guard_history_after_migrate(sender, using="default", **kwargs):
     # Runs after every migrate (tests included), so a new history table is guarded at once.
     if sender.name == "clinics":
         install_history_guards(using)
+
+
+# Sent (inside the writing transaction) when who is on call may have changed: a rotation or an
+# override saved or removed, a member deactivated. alerts listens (rota gap alerts); clinics never
+# imports alerts.
+rota_changed = Signal()  # kwargs: clinic, now

@@ -31,7 +31,7 @@ from django.db import connection
 from django.utils import timezone
 
 from clinics.calendar import ClinicCalendar, calendar_of
-from clinics.models import Clinic, Membership, Role
+from clinics.models import Clinic, Membership, Role, Rotation
 
 from . import depletion
 from .models import DrugProduct, Patient, Program, Pump, PumpModel, PumpProjection, RefillVisit
@@ -50,7 +50,7 @@ REFILL_INTERVAL_DAYS = 90
 CENT = Decimal("0.01")
 SECONDS_PER_DAY = Decimal(86400)
 
-# (username suffix, role, on call)
+# (username suffix, role, on the rota of their role: the benchmark clinic's on-call nurse and physician)
 STAFF = (
     ("nurse-1", Role.NURSE, True),
     ("nurse-2", Role.NURSE, False),
@@ -112,7 +112,9 @@ def create_clinic(tag: str, *, staff_email: bool = False) -> BenchClinic:
         )
         user.set_unusable_password()
         user.save()
-        Membership.objects.create(user=user, clinic=clinic, role=role, on_call=on_call)
+        membership = Membership.objects.create(user=user, clinic=clinic, role=role)
+        if on_call:  # the default rotation of the role (created with the clinic) has them alone
+            Rotation.objects.filter(clinic=clinic, role=role).update(member_ids=[membership.pk])
         staff[suffix] = user
     return BenchClinic(
         clinic=clinic,

@@ -123,3 +123,16 @@ def current_code(device, steps_ahead: int = 0) -> str:
     totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
     totp.time = totp.time + steps_ahead * device.step
     return f"{totp.token():0{device.digits}d}"
+
+
+def put_on_rota(clinic, *users, role=None):
+    """Make ``users`` (in turn order) the members of the clinic's default rotation of ``role``
+    (the first user's role when not given): with one user, they are always on call."""
+    from clinics.models import Rotation
+
+    memberships = [Membership.objects.get(user=user, clinic=clinic) for user in users]
+    rotation = Rotation.objects.filter(clinic=clinic, role=role or memberships[0].role).order_by("pk").first()
+    rotation.member_ids = [m.pk for m in memberships]
+    rotation.starts_on = date(2000, 1, 3)  # a Monday long ago: the rota runs at every time a test picks
+    rotation.save(update_fields=["member_ids", "starts_on"])
+    return rotation

@@ -37,10 +37,10 @@ from django.utils import timezone
 from alerts import engine
 from alerts.models import Alert, AlertEvent, AlertKind, Channel, Heartbeat, Notification, Severity
 from alerts.tasks import deliver_notification, scan
-from clinics.models import Membership, Role
+from clinics.models import Role
 from patients import services as patient_services
 
-from .factories import PatientFactory, PumpFactory, member
+from .factories import PatientFactory, PumpFactory, member, put_on_rota
 from .services import (
     CeleryWorker,
     celery_client,
@@ -99,7 +99,7 @@ def clinic_staff(clinic, *, oncall=True, physician=True, admin=True) -> Staff:
         admin=member(clinic, Role.CLINIC_ADMIN, username="admin-c") if admin else None,
     )
     if staff.oncall is not None:
-        Membership.objects.filter(user=staff.oncall, clinic=clinic).update(on_call=True)
+        put_on_rota(clinic, staff.oncall)
     return staff
 
 

@@ -12,12 +12,12 @@ from django.test.utils import CaptureQueriesContext
 from alerts import delivery, engine
 from alerts import services as alert_services
 from alerts.models import Alert, AlertEvent, AlertKind, FailingAddress, Notification, Severity
-from clinics.models import Membership, Role
+from clinics.models import Role
 from patients import services
 from patients.models import PumpEvent
 
 from .factories import filled_pump as worked_example_pump
-from .factories import member
+from .factories import member, put_on_rota
 
 PHX = ZoneInfo("America/Phoenix")
 FILLED = datetime(2026, 1, 5, 9, tzinfo=PHX)
@@ -39,7 +39,7 @@ def staff(clinic):
 
 @pytest.fixture
 def on_call(staff):
-    Membership.objects.filter(user=staff["oncall"]).update(on_call=True)
+    put_on_rota(staff["oncall"].memberships.get().clinic, staff["oncall"])
     return staff["oncall"]
 
 

@@ -79,7 +79,6 @@ def admin_pages(clinic, membership=None, policy=None, webhook=None):
         pages += [
             ("get", reverse("clinic-staff-edit", args=[clinic.pk, membership.pk])),
             ("post", reverse("clinic-staff-edit", args=[clinic.pk, membership.pk])),
-            ("post", reverse("clinic-staff-on-call", args=[clinic.pk, membership.pk])),
             ("post", reverse("clinic-staff-active", args=[clinic.pk, membership.pk])),
         ]
     if policy is not None:
@@ -106,7 +105,7 @@ def test_care_staff_are_refused_every_administration_page(client, clinic, nurse_
         assert getattr(client, method)(url).status_code == 403, url
     assert client.get(reverse("clinic-admin")).status_code == 403
     nurse_membership.refresh_from_db()
-    assert nurse_membership.is_active and not nurse_membership.on_call
+    assert nurse_membership.is_active
 
 
 @pytest.mark.django_db
@@ -262,14 +261,12 @@ def test_adding_a_taken_username_or_weak_password_is_refused_beside_the_field(cl
 @pytest.mark.django_db
 def test_deactivating_a_nurse_keeps_them_with_history_naming_the_admin(client, clinic, clinic_admin, nurse_membership):
     pump = PumpFactory(patient=PatientFactory(clinic=clinic), assigned_nurse=nurse_membership.user)
-    nurse_membership.on_call = True
-    nurse_membership.save()
     client.force_login(clinic_admin)
     response = client.post(
         reverse("clinic-staff-active", args=[clinic.pk, nurse_membership.pk]), {"active": "0"}, follow=True
     )
     nurse_membership.refresh_from_db()
-    assert (nurse_membership.is_active, nurse_membership.on_call) == (False, False)
+    assert nurse_membership.is_active is False
     latest = nurse_membership.history.first()
     assert (latest.history_user, latest.history_type, latest.is_active) == (clinic_admin, "~", False)
     assert get_user_model().objects.filter(pk=nurse_membership.user_id).exists()
@@ -298,26 +295,14 @@ def test_the_last_admin_cannot_deactivate_or_demote_themselves(client, clinic, c
 
 
 @pytest.mark.django_db
-def test_putting_a_nurse_on_call_is_recorded_and_repeatable(client, clinic, clinic_admin, nurse_membership):
-    client.force_login(clinic_admin)
-    url = reverse("clinic-staff-on-call", args=[clinic.pk, nurse_membership.pk])
-    client.post(url, {"on_call": "1"})
-    client.post(url, {"on_call": "1"})  # a double submit does not flip it back
-    nurse_membership.refresh_from_db()
-    assert nurse_membership.on_call
-    assert nurse_membership.history.filter(on_call=True).count() == 1
-    assert nurse_membership.history.first().history_user == clinic_admin
-
-
-@pytest.mark.django_db
 def test_admin_changes_a_members_notification_email(client, clinic, clinic_admin, nurse_membership):
     client.force_login(clinic_admin)
     client.post(
         reverse("clinic-staff-edit", args=[clinic.pk, nurse_membership.pk]),
-        {"role": Role.NURSE, "on_call": "on", "phone": "+1 555 0199", "notification_email": "pager@clinic.example"},
+        {"role": Role.NURSE, "phone": "+1 555 0199", "notification_email": "pager@clinic.example"},
     )
     nurse_membership.refresh_from_db()
-    assert (nurse_membership.email, nurse_membership.on_call) == ("pager@clinic.example", True)
+    assert (nurse_membership.email, nurse_membership.phone) == ("pager@clinic.example", "+1 555 0199")
 
 
 # --- escalation policies ------------------------------------------------------------------------

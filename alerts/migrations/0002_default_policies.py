@@ -23,7 +23,7 @@ def seed(apps, schema_editor):
                     policy=policy,
                     position=position,
                     roles=[str(r) for r in fields.get("roles", [])],
-                    on_call=fields.get("on_call", False),
+                    on_call=bool(fields.get("on_call")),  # a list of rota roles since alerts 0003
                     assigned_nurse=fields.get("assigned_nurse", False),
                     channels=[str(c) for c in fields["channels"]],
                     wait_minutes=fields["wait_minutes"],

@@ -1,4 +1,4 @@
-"""The clinic administration index and the staff pages: roles, on-call, add, deactivate."""
+"""The clinic administration index and the staff pages: roles, who is on call now, add, deactivate."""
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -6,6 +6,7 @@ from django.db import transaction
 from django.db.models import Case, Count, F, Q, Value, When
 from django.db.models import IntegerField as IntegerFieldType
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from accounts import services as account_services
@@ -15,6 +16,7 @@ from clinics.models import Membership, Role
 
 from ..forms import MembershipForm, StaffAddForm, add_refusal, person
 from .common import MANAGE, administered_clinics, clinic_for
+from .rota import on_call_summary
 
 
 def index(request):
@@ -54,12 +56,20 @@ def _members(clinic):
 def staff_list(request, clinic_id):
     clinic = clinic_for(request, clinic_id, MANAGE)
     members = list(_members(clinic))
+    on_call = on_call_summary(clinic, timezone.now())
+    rotas_of = {}
+    for row in on_call:
+        if row["member"] is not None:
+            rotas_of.setdefault(row["member"].pk, []).append(row["rotation"].name)
+    for m in members:
+        m.on_call_rotas = rotas_of.get(m.pk, [])
     return render(
         request,
         "clinics/staff_list.html",
         {
             "clinic": clinic,
             "section": "staff",
+            "on_call": on_call,
             "active_members": [m for m in members if m.is_active],
             "former_members": [m for m in members if not m.is_active],
         },
@@ -94,7 +104,7 @@ def staff_add(request, clinic_id):
                 request,
                 f"{person(user)} can now log in as {user.username} ({membership.get_role_display()}); "
                 "the password you typed is temporary: they choose their own at their first sign-in. "
-                "Set their on-call flag and contact details below if needed.",
+                "Set their contact details below if needed; put them on a rota from the Rota page.",
             )
             return redirect("clinic-staff-edit", clinic_id=clinic.pk, membership_id=membership.pk)
     return render(request, "clinics/staff_add.html", {"clinic": clinic, "section": "staff", "form": form})
@@ -154,21 +164,6 @@ def staff_two_factor_reset(request, clinic_id, membership_id):
 
 
 @require_POST
-def staff_on_call(request, clinic_id, membership_id):
-    """Set (not flip) the on-call flag: a double-submitted form cannot undo itself."""
-    clinic = clinic_for(request, clinic_id, MANAGE)
-    membership = _membership(clinic, membership_id)
-    on_call = request.POST.get("on_call") == "1"
-    if not membership.is_active:
-        messages.error(request, f"{person(membership.user)} is deactivated: reactivate them first.")
-    elif membership.on_call != on_call:
-        services.update_membership(membership, request.user, on_call=on_call)
-        state = "on call" if on_call else "no longer on call"
-        messages.success(request, f"{person(membership.user)} is {state}.")
-    return redirect("clinic-staff", clinic_id=clinic.pk)
-
-
-@require_POST
 def staff_active(request, clinic_id, membership_id):
     """Deactivate or reactivate a member of this clinic. Nobody is deleted: history points at them."""
     clinic = clinic_for(request, clinic_id, MANAGE)
@@ -178,8 +173,6 @@ def staff_active(request, clinic_id, membership_id):
     if membership.is_active == active:
         return redirect("clinic-staff", clinic_id=clinic.pk)
     fields = {"is_active": active}
-    if not active:
-        fields["on_call"] = False  # reactivated later, they are not silently on call again
     try:
         services.update_membership(membership, request.user, **fields)
     except ValidationError as refusal:

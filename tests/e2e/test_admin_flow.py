@@ -187,10 +187,10 @@ def test_admin_edits_escalation_and_staff_and_sees_failing_addresses(live_server
     screenshot(page, "admin-14-staff-add")
     page.get_by_role("button", name="Add staff member").click()
     expect(page.get_by_role("status").filter(has_text="Pat Newcomb can now log in as pat")).to_be_visible()
-    page.get_by_label("On call").check()
+    page.get_by_label("Phone").fill("+1 555 0142")
     page.get_by_role("button", name="Save").click()
     screenshot(page, "admin-15-staff-after-add")
-    assert Membership.objects.get(user__username="pat", clinic=clinic).on_call
+    assert Membership.objects.get(user__username="pat", clinic=clinic).phone == "+1 555 0142"
 
     page.get_by_role("button", name="Deactivate Nico Nurse").click()
     expect(page.get_by_role("alert").filter(has_text="1 pump is still assigned")).to_be_visible()

@@ -17,6 +17,7 @@ from django.utils import timezone
 from django_otp import devices_for_user
 
 from clinics.models import Clinic, Membership, Role
+from clinics.services import ensure_default_rotations
 from patients import services
 from patients.models import DrugProduct, Patient, PumpModel
 
@@ -103,12 +104,13 @@ class Command(BaseCommand):
         User = get_user_model()
         logins = {}
         people = [
-            ("demo-nurse", Role.NURSE, "Nadia", "Nurse (demo)", True),
-            ("demo-nurse2", Role.NURSE, "Noel", "Nurse (demo)", False),
-            ("demo-physician", Role.PHYSICIAN, "Pat", "Physician (demo)", True),
-            ("demo-admin", Role.CLINIC_ADMIN, "Ada", "Admin (demo)", False),
+            ("demo-nurse", Role.NURSE, "Nadia", "Nurse (demo)"),
+            ("demo-nurse2", Role.NURSE, "Noel", "Nurse (demo)"),
+            ("demo-physician", Role.PHYSICIAN, "Pat", "Physician (demo)"),
+            ("demo-admin", Role.CLINIC_ADMIN, "Ada", "Admin (demo)"),
         ]
-        for username, role, first, last, on_call in people:
+        memberships = {}
+        for username, role, first, last in people:
             user, _ = User.objects.get_or_create(
                 username=username, defaults={"first_name": first, "last_name": last, "email": f"{username}@example.org"}
             )
@@ -117,8 +119,15 @@ class Command(BaseCommand):
             user.is_active = True
             user.save()
             self._not_enrolled(user)
-            Membership.objects.get_or_create(user=user, clinic=clinic, defaults={"role": role, "on_call": on_call})
+            membership, _ = Membership.objects.get_or_create(user=user, clinic=clinic, defaults={"role": role})
+            memberships[username] = membership.pk
             logins[username] = (role.label, password)
+        # The two nurses take the on-call week in turn; the physician is always on call.
+        nurse_rota, physician_rota = ensure_default_rotations(clinic)
+        for rotation, usernames in ((nurse_rota, ["demo-nurse", "demo-nurse2"]), (physician_rota, ["demo-physician"])):
+            if not rotation.member_ids:
+                rotation.member_ids = [memberships[name] for name in usernames]
+                rotation.save(update_fields=["member_ids"])
         root, _ = User.objects.get_or_create(
             username="demo-superuser", defaults={"email": "demo-superuser@example.org", "is_staff": True}
         )

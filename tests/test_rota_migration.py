@@ -1,0 +1,76 @@
+"""The on-call flags become rotations (clinics 0003) and the levels that paged "the on-call
+members" name them (alerts 0003): the same people are reached the day after the upgrade."""
+
+import pytest
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+from django.utils import timezone
+
+from alerts import engine
+from alerts.models import Alert, EscalationLevel, Severity
+from clinics.models import Membership, Rotation
+
+BEFORE = [("clinics", "0002_calendar_feed"), ("alerts", "0002_default_policies")]
+AFTER = [("clinics", "0003_on_call_rotas"), ("alerts", "0003_on_call_rotas")]
+
+pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True), pytest.mark.xdist_group("migrations")]
+
+
+def migrate(targets):
+    executor = MigrationExecutor(connection)
+    executor.migrate(targets)
+    executor.loader.build_graph()
+    return executor.loader.project_state(targets).apps
+
+
+def test_flagged_members_become_the_rotation_of_their_role_and_levels_point_at_them():
+    old = migrate(BEFORE)
+    Clinic = old.get_model("clinics", "Clinic")
+    User = old.get_model("auth", "User")
+    OldMembership = old.get_model("clinics", "Membership")
+    OldPolicy = old.get_model("alerts", "EscalationPolicy")
+    OldLevel = old.get_model("alerts", "EscalationLevel")
+
+    flagged = Clinic.objects.create(name="Flagged Clinic", timezone="America/New_York")
+    unflagged = Clinic.objects.create(name="Unflagged Clinic", timezone="America/Phoenix")
+    people = {}
+    for clinic, username, role, on_call in [
+        (flagged, "zoe-nurse", "nurse", True),
+        (flagged, "amy-nurse", "nurse", True),
+        (flagged, "ben-nurse", "nurse", False),
+        (flagged, "dr-cho", "physician", True),
+        (flagged, "ada-admin", "clinic_admin", False),
+        (unflagged, "eve-nurse", "nurse", False),
+    ]:
+        user = User.objects.create(username=username, email=f"{username}@clinic.example")
+        people[username] = OldMembership.objects.create(user=user, clinic=clinic, role=role, on_call=on_call)
+    for clinic in (flagged, unflagged):  # the default policies as 0002 seeded them for older clinics
+        policy = OldPolicy.objects.create(clinic=clinic, severity=int(Severity.CRITICAL), repeat_count=None)
+        OldLevel.objects.create(policy=policy, roles=["physician"], on_call=True, channels=["email"], wait_minutes=30)
+        edited = OldPolicy.objects.create(clinic=clinic, severity=int(Severity.REMINDER), repeat_count=0)
+        OldLevel.objects.create(policy=edited, assigned_nurse=True, channels=["email"], wait_minutes=60)
+
+    migrate(AFTER)
+
+    nurse_rota = Rotation.objects.get(clinic_id=flagged.pk, role="nurse")
+    physician_rota = Rotation.objects.get(clinic_id=flagged.pk, role="physician")
+    assert nurse_rota.member_ids == [people["amy-nurse"].pk, people["zoe-nurse"].pk]  # username order
+    assert physician_rota.member_ids == [people["dr-cho"].pk]
+    assert (nurse_rota.handover_weekday, nurse_rota.length_days, nurse_rota.starts_on.weekday()) == (0, 7, 0)
+    assert Rotation.objects.filter(clinic_id=flagged.pk).count() == 2  # one per role, no admin was flagged
+    assert sorted(Rotation.objects.filter(clinic_id=unflagged.pk).values_list("member_ids", flat=True)) == [[], []]
+
+    critical = EscalationLevel.objects.get(policy__clinic_id=flagged.pk, policy__severity=Severity.CRITICAL)
+    assert critical.on_call_rotation_ids == [nurse_rota.pk, physician_rota.pk]
+    reminder = EscalationLevel.objects.get(policy__clinic_id=flagged.pk, policy__severity=Severity.REMINDER)
+    assert reminder.on_call_rotation_ids == []
+    assert not hasattr(Membership(), "on_call")
+
+    # The day after: the on-call nurse this week is the first of the flagged nurses, the physician
+    # the flagged one; the unflagged clinic's on-call levels find nobody, as before (its admins are told).
+    now = timezone.now()
+    members = list(Membership.objects.active().filter(clinic_id=flagged.pk))
+    on_call = engine.oncall.on_call_by_rotation([flagged.pk], now)[flagged.pk]
+    alert = Alert(clinic_id=flagged.pk, kind="rota_gap", severity=Severity.CRITICAL, raised_at=now)
+    reached = engine.oncall.level_recipients(critical.snapshot(), alert, members, on_call)
+    assert {m.user.username for m in reached} == {"amy-nurse", "dr-cho"}
