@@ -10,10 +10,11 @@ from django.db.models.signals import post_save
 from django.dispatch import receiver
 
 from clinics.models import Clinic
+from clinics.signals import rota_changed
 from patients import signals
 from patients.models import PumpEvent, PumpProjection
 
-from . import engine, enqueue
+from . import engine, enqueue, gaps
 from .models import REFILL_FAMILY, Alert, AlertKind, Severity
 from .policies import ensure_default_policies
 
@@ -27,6 +28,12 @@ LOW_BEEP_MISMATCH_ML = 1
 def seed_policies_for_new_clinic(sender, instance, created, raw=False, **kwargs):
     if created and not raw:
         ensure_default_policies(instance)
+
+
+@receiver(rota_changed)
+def on_rota_changed(sender, clinic, now, **kwargs):
+    # In the rota write's transaction: a covered gap's banner clears with the change that covers it.
+    gaps.sync_rota_gaps(now, clinic_ids=[clinic.pk])
 
 
 @receiver(signals.refill_recorded)

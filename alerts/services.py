@@ -25,11 +25,14 @@ def acknowledge_alert(*, alert: Alert, actor, now: datetime | None = None) -> Al
     alert = Alert.objects.select_for_update().get(pk=alert.pk)
     if alert.status != Alert.Status.TRIGGERED:
         raise ValidationError({"status": f"This alert is already {alert.get_status_display().lower()}."})
-    minutes = (alert.policy_snapshot or {}).get("realert_minutes") or 240
+    snapshot = alert.policy_snapshot or {}
+    # A snapshot that says None (a rota gap: once per gap) never re-alerts after an acknowledgement.
+    once = "realert_minutes" in snapshot and snapshot["realert_minutes"] is None
+    minutes = snapshot.get("realert_minutes") or 240
     alert.status = Alert.Status.ACKNOWLEDGED
     alert.acknowledged_at = now
     alert.acknowledged_by = actor
-    alert.next_step_at = now + timedelta(minutes=minutes)
+    alert.next_step_at = None if once else now + timedelta(minutes=minutes)
     alert.save(update_fields=["status", "acknowledged_at", "acknowledged_by", "next_step_at"])
     Notification.objects.filter(alert=alert, channel=Channel.IN_APP, read_at__isnull=True).update(read_at=now)
     AlertEvent.objects.create(
@@ -37,7 +40,9 @@ def acknowledge_alert(*, alert: Alert, actor, now: datetime | None = None) -> Al
         at=now,
         kind=AlertEvent.Kind.ACKNOWLEDGED,
         actor=actor,
-        detail="Repeats paused; re-alerts if still unresolved at",
+        detail="Acknowledged: no more notifications for it"
+        if once
+        else "Repeats paused; re-alerts if still unresolved at",
         subject_at=alert.next_step_at,
     )
     return alert

@@ -1,4 +1,5 @@
-"""Celery tasks: the scan (beat, every ALERT_SCAN_SECONDS) and one delivery per notification."""
+"""Celery tasks: the scan (beat, every ALERT_SCAN_SECONDS), the rota gap check (beat, every
+ROTA_GAP_CHECK_SECONDS) and one delivery per notification."""
 
 import logging
 import urllib.request
@@ -6,7 +7,7 @@ import urllib.request
 from celery import shared_task
 from django.conf import settings
 
-from . import delivery, engine
+from . import delivery, engine, gaps
 
 log = logging.getLogger(__name__)
 
@@ -16,6 +17,14 @@ def scan() -> dict:
     summary = engine.run_scan()
     ping_heartbeat_url()
     return summary
+
+
+@shared_task(name="alerts.rota_gaps", ignore_result=True)
+def rota_gaps() -> dict:
+    """Hours in the next 14 days with nobody on call become clinic-level alerts to the admins
+    (alerts/gaps.py); the scan then notifies them like any alert."""
+    report = gaps.sync_rota_gaps()
+    return {"raised": report.raised, "changed": report.upgraded, "resolved": report.resolved}
 
 
 @shared_task(name="alerts.deliver", ignore_result=True, acks_late=True)

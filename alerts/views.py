@@ -16,7 +16,7 @@ from clinics.middleware import passive
 from clinics.models import Role
 
 from . import services
-from .models import Alert, FailingAddress, Notification, Severity
+from .models import Alert, AlertKind, FailingAddress, Notification, Severity
 
 
 def inbox(request):
@@ -93,13 +93,21 @@ def status_context(request) -> dict:
         .annotate(n=Count("alert", distinct=True))
         .order_by()
     )
+    is_admin = user.is_superuser or _is_clinic_admin(user)
     return {
         "alerting_stale": alerting_is_stale(),
         "unread_alerts": sum(unread.values()),
         "unread_emergencies": unread.get(Severity.EMERGENCY, 0),
         "unreachable_alerts": open_alerts.filter(nobody_to_notify=True).count(),
-        "failing_addresses": admin_clinics.count() if user.is_superuser or _is_clinic_admin(user) else 0,
+        "failing_addresses": admin_clinics.count() if is_admin else 0,
+        "rota_gaps": _rota_gaps(user) if is_admin else [],
     }
+
+
+def _rota_gaps(user, limit: int = 10) -> list[Alert]:
+    """Open rota gaps of the clinics the user administers, soonest first (the admins' banner)."""
+    gaps = Alert.objects.open().filter(kind=AlertKind.ROTA_GAP).select_related("clinic")
+    return list(scope(gaps, user, "clinic", {Role.CLINIC_ADMIN}).order_by("period_starts_at", "pk")[:limit])
 
 
 def _is_clinic_admin(user) -> bool:

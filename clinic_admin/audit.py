@@ -262,6 +262,7 @@ HISTORY_KINDS = {
         HistoryKind("membership", "clinics.Membership", "clinic", "Staff membership"),
         HistoryKind("policy", "alerts.EscalationPolicy", "clinic", "Escalation policy"),
         HistoryKind("webhook", "alerts.Webhook", "clinic", "Webhook"),
+        HistoryKind("rotation", "clinics.Rotation", "clinic", "On-call rota"),
     )
 }
 # History of a record that concerns a patient is a read of that patient's record (access log).

@@ -3,7 +3,7 @@
 from django.urls import path
 
 from . import policy_views
-from .views import audit, clinic_settings, closures, staff
+from .views import audit, clinic_settings, closures, rota, staff
 
 urlpatterns = [
     path("", staff.index, name="clinic-admin"),
@@ -15,6 +15,15 @@ urlpatterns = [
         "<int:clinic_id>/staff/<int:membership_id>/two-factor-reset/",
         staff.staff_two_factor_reset,
         name="clinic-staff-two-factor-reset",
+    ),
+    path("<int:clinic_id>/rota/", rota.rota_page, name="clinic-rota"),
+    path("<int:clinic_id>/rota/new/", rota.rotation_edit, name="clinic-rotation-add"),
+    path("<int:clinic_id>/rota/<int:rotation_id>/", rota.rotation_edit, name="clinic-rotation-edit"),
+    path("<int:clinic_id>/rota/cover/", rota.override_add, name="clinic-rota-override-add"),
+    path(
+        "<int:clinic_id>/rota/cover/<int:override_id>/remove/",
+        rota.override_remove,
+        name="clinic-rota-override-remove",
     ),
     path("<int:clinic_id>/settings/", clinic_settings.clinic_settings, name="clinic-settings"),
     path("<int:clinic_id>/closures/", closures.closure_list, name="clinic-closures"),

@@ -295,12 +295,19 @@ WEBHOOK_CA_FILE = env.str("WEBHOOK_CA_FILE", default="")
 HEARTBEAT_URL = env.str("HEARTBEAT_URL", default="")
 # Bearer token for /metrics (Prometheus); the endpoint answers 404 while it is unset.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# Hours with nobody on call in the next 14 days are looked for this often (and after every rota change).
+ROTA_GAP_CHECK_SECONDS = env.int("ROTA_GAP_CHECK_SECONDS", default=3600)
 CELERY_BEAT_SCHEDULE = {
     "alert-scan": {
         "task": "alerts.scan",
         "schedule": ALERT_SCAN_SECONDS,
         # A scan that waited a whole period in the queue is stale: the next one supersedes it.
         "options": {"expires": ALERT_SCAN_SECONDS},
+    },
+    "rota-gaps": {
+        "task": "alerts.rota_gaps",
+        "schedule": ROTA_GAP_CHECK_SECONDS,
+        "options": {"expires": ROTA_GAP_CHECK_SECONDS},
     },
 }
 

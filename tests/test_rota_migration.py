@@ -10,8 +10,8 @@ from alerts import engine
 from alerts.models import Alert, EscalationLevel, Severity
 from clinics.models import Membership, Rotation
 
-BEFORE = [("clinics", "0002_calendar_feed"), ("alerts", "0002_default_policies")]
-AFTER = [("clinics", "0003_on_call_rotas"), ("alerts", "0003_on_call_rotas")]
+BEFORE = [("clinics", "0002_calendar_feed"), ("alerts", "0003_alert_event_subject_at")]
+AFTER = [("clinics", "0003_on_call_rotas"), ("alerts", "0004_on_call_rotas")]
 
 pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True), pytest.mark.xdist_group("migrations")]
 

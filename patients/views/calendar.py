@@ -1,6 +1,7 @@
 """A nurse's personal calendar feed (iCalendar) behind a private, revocable URL.
 
-Events carry an appointment reference, its kind and a link — never a patient identifier: calendar
+Events are the nurse's appointments (a reference, its kind and a link) and her on-call shifts (the
+rota's name and clinic) — never a patient identifier: calendar
 apps sync to phones and third-party servers. Staff follow the link and log in to see who.
 """
 
@@ -18,10 +19,12 @@ from django.views.decorators.http import require_GET, require_POST
 from clinics import services as clinic_services
 from clinics.access import log_access
 from clinics.models import AccessLog
+from clinics.selectors import on_call_shifts_of
 
 from ..models import Appointment
 
 PAST_DAYS = 30
+ON_CALL_WEEKS = 8
 EVENT_MINUTES = 30
 
 
@@ -33,7 +36,7 @@ def _stamp(moment) -> str:
     return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
-def render_feed(appointments, now) -> str:
+def render_feed(appointments, now, on_call=()) -> str:
     lines = [
         "BEGIN:VCALENDAR",
         "VERSION:2.0",
@@ -54,6 +57,20 @@ def render_feed(appointments, now) -> str:
             f"URL:{link}",
             "END:VEVENT",
         ]
+    for rotation, shift in on_call:
+        # The rota says who is on call, never for which patient: nothing about patients here.
+        link = f"{settings.SITE_URL}{reverse('home')}"
+        lines += [
+            "BEGIN:VEVENT",
+            f"UID:oncall-{rotation.pk}-{_stamp(shift.starts_at)}@itb-tracker",
+            f"DTSTAMP:{_stamp(now)}",
+            f"DTSTART:{_stamp(shift.starts_at)}",
+            f"DTEND:{_stamp(shift.ends_at)}",
+            f"SUMMARY:{_escape(f'On call: {rotation.name} ({rotation.clinic.name})')}",
+            f"DESCRIPTION:{_escape(f'You are on call on this rota. ITB Tracker: {link}')}",
+            "TRANSP:OPAQUE",
+            "END:VEVENT",
+        ]
     lines.append("END:VCALENDAR")
     return "\r\n".join(lines) + "\r\n"
 
@@ -72,8 +89,13 @@ def calendar_feed(request, token):
         )
         .order_by("scheduled_for")
     )
-    log_access(user, AccessLog.Action.FEED, detail=f"calendar feed: {len(appointments)} appointment(s)")
-    response = HttpResponse(render_feed(appointments, now), content_type="text/calendar; charset=utf-8")
+    on_call = on_call_shifts_of(user, now - timedelta(days=PAST_DAYS), now + timedelta(weeks=ON_CALL_WEEKS))
+    log_access(
+        user,
+        AccessLog.Action.FEED,
+        detail=f"calendar feed: {len(appointments)} appointment(s), {len(on_call)} on-call shift(s)",
+    )
+    response = HttpResponse(render_feed(appointments, now, on_call), content_type="text/calendar; charset=utf-8")
     response["Cache-Control"] = "private, no-store"
     return response
 

@@ -5,7 +5,7 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from alerts import engine
+from alerts import engine, gaps
 from alerts.tasks import ping_heartbeat_url
 
 
@@ -19,7 +19,9 @@ class Command(BaseCommand):
     def handle(self, *args, loop=False, interval=None, **options):
         interval = interval or settings.ALERT_SCAN_SECONDS
         while True:
+            report = gaps.sync_rota_gaps()  # cheap: a few queries, whatever the number of pumps
             summary = engine.run_scan()
+            summary.update(rota_gaps_raised=report.raised, rota_gaps_resolved=report.resolved)
             ping_heartbeat_url()
             self.stdout.write(" ".join(f"{key}={value}" for key, value in summary.items()))
             if not loop:

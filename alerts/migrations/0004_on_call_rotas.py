@@ -24,7 +24,7 @@ def levels_to_rotations(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("alerts", "0002_default_policies"),
+        ("alerts", "0003_alert_event_subject_at"),
         ("clinics", "0003_on_call_rotas"),
         ("patients", "0003_scan_indexes"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
