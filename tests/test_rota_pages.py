@@ -51,15 +51,16 @@ def build_rotation(client, clinic, people, **changes):
 @pytest.mark.django_db
 def test_admin_builds_a_two_nurse_rotation_and_sees_eight_weeks_across_the_clock_change(client, ny_clinic, people):
     client.force_login(people["admin"])
-    with time_machine.travel(NOW, tick=False):
+    with time_machine.travel(datetime(2026, 3, 1, 10, tzinfo=NY), tick=False):  # the day before it starts
         response = build_rotation(client, ny_clinic, people)
         assert response.status_code == 302
         page = client.get(reverse("clinic-rota", args=[ny_clinic.pk])).content.decode()
     rotation = Rotation.objects.get(clinic=ny_clinic, role=Role.NURSE)
     assert rotation.member_ids == [people["m"]["nora"].pk, people["m"]["olive"].pk]
     assert rotation.history.order_by("-history_id").first().history_user == people["admin"]
-    assert "Mon 9 Mar 2026 08:00" in page and "Mon 27 Apr 2026 08:00" in page  # 8 weeks from 4 March
+    assert "Mon 9 Mar 2026 08:00" in page and "Sun 26 Apr 2026 11:00" in page  # 8 × 168 h from 1 March
     assert ">167<" in page  # Nora's week the clocks went forward is an hour short
+    assert "<strong>Nobody</strong>" in page and "Nobody on call</strong> in the next 14 days" in page
     assert page.count("Nora Quill") >= 4 and page.count("Olive Reyes") >= 4
 
 
