@@ -1,5 +1,5 @@
-"""The on-call flags become rotations (clinics 0003) and the levels that paged "the on-call
-members" name them (alerts 0003): the same people are reached the day after the upgrade."""
+"""The on-call flags become rotations (clinics 0004) and the levels that paged "the on-call
+members" name them (alerts 0004): the same people are reached the day after the upgrade."""
 
 import pytest
 from django.db import connection
@@ -10,8 +10,8 @@ from alerts import engine
 from alerts.models import Alert, EscalationLevel, Severity
 from clinics.models import Membership, Rotation
 
-BEFORE = [("clinics", "0002_calendar_feed"), ("alerts", "0003_alert_event_subject_at")]
-AFTER = [("clinics", "0003_on_call_rotas"), ("alerts", "0004_on_call_rotas")]
+BEFORE = [("clinics", "0003_two_factor_and_account_events"), ("alerts", "0003_alert_event_subject_at")]
+AFTER = [("clinics", "0004_on_call_rotas"), ("alerts", "0004_on_call_rotas")]
 
 # Transactional (SQLite cannot change a schema inside the test's transaction) but not serialized:
 # it needs none of the catalogues, and restoring them would collide with the content types a
