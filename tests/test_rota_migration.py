@@ -1,4 +1,4 @@
-"""The on-call flags become rotations (clinics 0004) and the levels that paged "the on-call
+"""The on-call flags become rotations (clinics 0005) and the levels that paged "the on-call
 members" name them (alerts 0004): the same people are reached the day after the upgrade."""
 
 import pytest
@@ -10,8 +10,8 @@ from alerts import engine
 from alerts.models import Alert, EscalationLevel, Severity
 from clinics.models import Membership, Rotation
 
-BEFORE = [("clinics", "0003_two_factor_and_account_events"), ("alerts", "0003_alert_event_subject_at")]
-AFTER = [("clinics", "0004_on_call_rotas"), ("alerts", "0004_on_call_rotas")]
+BEFORE = [("clinics", "0004_clinic_calendar"), ("alerts", "0003_alert_event_subject_at")]
+AFTER = [("clinics", "0005_on_call_rotas"), ("alerts", "0004_on_call_rotas")]
 
 # Transactional (SQLite cannot change a schema inside the test's transaction) but not serialized:
 # it needs none of the catalogues, and restoring them would collide with the content types a

@@ -1,7 +1,7 @@
 """Escalation levels name on-call rotas; alerts may be clinic-level (a rota gap has no pump).
 
 A level that notified "the on-call members" names every rotation of its clinic (made from the
-on-call flags by clinics 0004), so it reaches whoever is on call on each: the same people for a
+on-call flags by clinics 0005), so it reaches whoever is on call on each: the same people for a
 clinic whose flags became one-member rotations, and nobody (then the clinic's admins) for a
 clinic that flagged nobody, as before.
 """
@@ -25,7 +25,7 @@ def levels_to_rotations(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [
         ("alerts", "0003_alert_event_subject_at"),
-        ("clinics", "0004_on_call_rotas"),
+        ("clinics", "0005_on_call_rotas"),
         ("patients", "0003_scan_indexes"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

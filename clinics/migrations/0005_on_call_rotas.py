@@ -47,7 +47,7 @@ def flags_to_rotations(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("clinics", "0003_two_factor_and_account_events"),
+        ("clinics", "0004_clinic_calendar"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
