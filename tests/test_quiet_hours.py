@@ -10,11 +10,11 @@ from django.core import mail
 
 from alerts import delivery, engine
 from alerts.models import Alert, AlertKind, Channel, Notification, Severity
-from clinics.models import Membership, Role
+from clinics.models import Role
 from patients import services
 from patients.models import PumpEvent
 
-from .factories import filled_pump, member
+from .factories import filled_pump, member, put_on_rota
 
 PHX = ZoneInfo("America/Phoenix")
 
@@ -27,7 +27,7 @@ def phx(*args):
 def staff(clinic):
     nurse = member(clinic, Role.NURSE, username="nurse-a")
     oncall = member(clinic, Role.NURSE, username="nurse-oncall")
-    Membership.objects.filter(user=oncall).update(on_call=True)
+    put_on_rota(clinic, oncall)
     return {"nurse": nurse, "oncall": oncall, "physician": member(clinic, Role.PHYSICIAN, username="dr-b")}
 
 
