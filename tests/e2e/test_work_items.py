@@ -1,6 +1,7 @@
 """Alerts as work items in a real browser: clinic time on every page (an alert raised at 22:55Z in
 Phoenix reads 15:55), and the worklist's urgency ranking, at desktop and phone sizes."""
 
+import re
 from datetime import UTC, timedelta
 from decimal import Decimal as D
 from pathlib import Path
@@ -28,6 +29,7 @@ pytestmark = [
 ]
 
 PHONE = {"width": 390, "height": 844}
+REFILL_BUTTON = re.compile(r"^Refill\b")
 
 
 def phone_page(browser):
@@ -152,4 +154,67 @@ def test_worklist_ranks_an_emergency_and_a_mismatch_above_overdue(live_server, p
     log_in(phone, live_server, nurse.username, PASSWORD)
     expect(phone.locator("table.worklist tbody tr").first).to_contain_text("Fineman, Quinn")
     screenshot(phone, "ranking-worklist-phone")
+    context.close()
+
+
+NO_SIDEWAYS = """() => {
+  const hidden = [document.documentElement, document.body, document.querySelector('main')]
+    .map(e => getComputedStyle(e).overflowX).filter(v => v === 'hidden' || v === 'clip');
+  return {scroll: document.documentElement.scrollWidth, inner: window.innerWidth, hidden: hidden};
+}"""
+
+
+WIDE = """() => Array.from(document.querySelectorAll('main *')).filter(e => e.getBoundingClientRect().right > 391)
+  .slice(0, 12).map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right) + ' ' + (e.innerText||'').slice(0,40))"""
+
+
+def assert_fits_the_phone(page, url, name):
+    page.goto(url)
+    page.wait_for_load_state("networkidle")
+    fit = page.evaluate(NO_SIDEWAYS)
+    assert fit["hidden"] == [], (url, fit)  # hiding the overflow would only fake it
+    wide = page.evaluate(WIDE) if fit["scroll"] > PHONE["width"] else []
+    assert fit["scroll"] <= fit["inner"] == PHONE["width"], (url, fit, wide)
+    screenshot(page, f"phone-{name}")
+
+
+def inside_viewport(locator):
+    box = locator.bounding_box()
+    assert box is not None, locator
+    return box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"] and box["width"] > 0
+
+
+def test_main_pages_fit_a_phone_with_status_due_date_and_refill_on_screen(live_server, browser):
+    nurse, overdue = clinic_day()
+    alert = Alert.objects.filter(pump=overdue).first()
+    context, page = phone_page(browser)
+    base = live_server.url
+    log_in(page, live_server, nurse.username, PASSWORD)
+    assert_fits_the_phone(page, f"{base}/", "worklist")
+    first = page.locator("table.worklist tbody tr").first
+    status, due = first.locator("td.cell-status"), first.locator("td.cell-due")
+    refill = first.get_by_role("link", name=REFILL_BUTTON)
+    for part in (status, due, refill):
+        expect(part).to_be_visible()
+        assert inside_viewport(part), part
+    expect(status).to_contain_text("Overdue")
+    expect(due).to_contain_text("ago")
+    assert_fits_the_phone(page, f"{base}/pumps/{overdue.pk}/", "pump-page")
+    assert_fits_the_phone(page, f"{base}/alerts/", "inbox")
+    first_alert = page.locator("table.inbox tbody tr").first
+    expect(first_alert.get_by_role("button", name="Acknowledge")).to_be_visible()
+    assert inside_viewport(first_alert.get_by_role("button", name="Acknowledge"))
+    assert_fits_the_phone(page, f"{base}/alerts/{alert.pk}/", "alert-page")
+    assert_fits_the_phone(page, f"{base}/schedule/", "schedule")
+
+    page.goto(f"{base}/")
+    page.locator("table.worklist tbody tr").first.get_by_role("link", name=REFILL_BUTTON).click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Record a refill")
+    assert_fits_the_phone(page, page.url, "refill-form")
+    page.get_by_label("Volume added — the new reservoir volume (mL)").fill("40")
+    expect(page.locator("#preview-due")).to_be_visible()
+    preview_top = page.locator("#refill-preview").bounding_box()["y"]
+    save_top = page.get_by_role("button", name="Save refill").bounding_box()["y"]
+    assert preview_top < save_top  # the preview above Save on a phone
+    screenshot(page, "phone-refill-form-preview")
     context.close()
