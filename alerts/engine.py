@@ -30,13 +30,14 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, F, Max, Min, OuterRef, Q
+from django.db.models import Exists, F, Max, Min, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from clinics.models import Membership, Role
 from patients import depletion
 from patients.models import Appointment, Patient, Pump
 from patients.selectors import with_status
+from patients.services import apply_due_status_changes
 
 from . import enqueue, oncall, quiet_hours
 from .models import (
@@ -65,10 +66,14 @@ KIND_SEVERITY = {
     AlertKind.RESIDUAL_DISCREPANCY: Severity.REVIEW,
     AlertKind.DELIVERY_DRIFT: Severity.REVIEW,
     AlertKind.REPLACEMENT_DUE: Severity.REMINDER,
+    AlertKind.REFILL_AFTER_EMPTY: Severity.REVIEW,
+    AlertKind.CARE_ENDED: Severity.REMINDER,
 }
-# Kinds whose condition the scan evaluates (and so also resolves when it clears). Pump alarms and
-# residual discrepancies are raised by the recording services' signals and resolved by people
-# (or by a refill).
+# CLINICAL.md "Battery end of service": critical within this many days of the end of service.
+END_OF_SERVICE_CRITICAL_DAYS = 30
+# Kinds whose condition the scan evaluates (and so also resolves when it clears, or when the pump
+# leaves the scan). Pump alarms, physician reviews and "left care" notices are raised by the
+# recording services' signals and resolved by people (or by a refill).
 SCANNED_KINDS = (*REFILL_FAMILY, AlertKind.APPOINTMENT_MISSED, AlertKind.DELIVERY_DRIFT, AlertKind.REPLACEMENT_DUE)
 FAMILY_RANK = {kind: rank for rank, kind in enumerate(REFILL_FAMILY)}
 
@@ -199,24 +204,53 @@ def wanted_alerts(now: datetime, pump_ids=None) -> dict[str, Wanted]:
     for pump_id, clinic_id, ratio in drifting:
         want(pump_id, clinic_id, AlertKind.DELIVERY_DRIFT, False, f"Measured delivery ratio {ratio:.2f}")
 
-    # Replacement: ERI date within the clinic's warning window (the pump stops ~90 days after ERI).
+    # Replacement (CLINICAL.md "Battery end of service"): a reminder within the clinic's warning
+    # window before the ERI date, urgent once ERI is reached (reported), critical within 30 days of
+    # the end of service (ERI + the model's days). A replacement booked before the end of service
+    # quiets it, as a booked refill quiets a refill reminder.
     horizon = (now + timedelta(days=longest_warning_days)).date()
+    first_booking = (
+        Appointment.objects.filter(
+            pump=OuterRef("pk"), kind=Appointment.Kind.REPLACEMENT, status=Appointment.Status.SCHEDULED
+        )
+        .order_by("scheduled_for")
+        .values("scheduled_for")[:1]
+    )
     approaching = (
         pumps.filter(eri_on__isnull=False, eri_on__lte=horizon)
-        .annotate(high_risk=_high_risk())
+        .annotate(high_risk=_high_risk(), booked_for=Subquery(first_booking))
         .values_list(
             "pk",
             "patient__clinic_id",
             "eri_on",
+            "pump_model__days_eri_to_end_of_service",
             "patient__clinic__replacement_warning_days",
             "patient__clinic__timezone",
             "high_risk",
+            "booked_for",
         )
     )
-    for pump_id, clinic_id, eri_on, days, zone, high_risk in approaching:
-        today = now.astimezone(_zone(zone)).date()
-        if eri_on <= today + timedelta(days=days):
-            want(pump_id, clinic_id, AlertKind.REPLACEMENT_DUE, high_risk, f"ERI date {eri_on:%Y-%m-%d}")
+    for pump_id, clinic_id, eri_on, eos_days, days, zone_name, high_risk, booked_for in approaching:
+        zone = _zone(zone_name)
+        today = now.astimezone(zone).date()
+        if eri_on > today + timedelta(days=days):
+            continue
+        end_of_service = eri_on + timedelta(days=eos_days) if eos_days is not None else None
+        if booked_for is not None and (
+            end_of_service is None or booked_for < depletion.start_of_day(end_of_service, zone)
+        ):
+            continue
+        eos_text = f"; end of service {end_of_service:%Y-%m-%d}" if end_of_service else ""
+        if end_of_service is not None and today >= end_of_service - timedelta(days=END_OF_SERVICE_CRITICAL_DAYS):
+            severity, detail = Severity.CRITICAL, f"End of service {end_of_service:%Y-%m-%d}: replace now"
+        elif eri_on <= today:
+            severity, detail = Severity.URGENT, f"ERI reached {eri_on:%Y-%m-%d}{eos_text}"
+        else:
+            severity, detail = Severity.REMINDER, f"ERI date {eri_on:%Y-%m-%d}{eos_text}"
+        if high_risk:
+            severity = one_step_higher(severity)
+        key = dedupe_key(AlertKind.REPLACEMENT_DUE, pump_id)
+        wanted[key] = Wanted(pump_id, clinic_id, AlertKind.REPLACEMENT_DUE, severity, detail)
     return wanted
 
 
@@ -251,8 +285,9 @@ def raise_alert(*, pump_id: int, clinic_id: int, kind: str, severity: int, now: 
 def evaluate_conditions(now: datetime, pump_ids=None) -> StepReport:
     """Raise, upgrade and resolve the scanned kinds; resolve every alert of pumps out of service."""
     report = _reconcile(now, wanted_alerts(now, pump_ids), SCANNED_KINDS, pump_ids)
-    # Explanted pumps and transferred or deceased patients raise nothing, and keep nothing open.
-    gone = Alert.objects.open().filter(pump__isnull=False).exclude(_in_service_q("pump__"))
+    # Explanted pumps and transferred or deceased patients raise nothing, and keep no scanned
+    # alert open; pump alarms and physician reviews stay open for a person to close.
+    gone = Alert.objects.open().filter(pump__isnull=False, kind__in=SCANNED_KINDS).exclude(_in_service_q("pump__"))
     if pump_ids is not None:
         gone = gone.filter(pump_id__in=pump_ids)
     report.resolved += resolve_alerts(gone, now, "Pump explanted or patient no longer under the clinic's care")
@@ -369,6 +404,61 @@ def resolve_alerts(queryset, now: datetime, reason: str, actor=None, subject_at:
         [_timeline(pk, AlertEvent.Kind.RESOLVED, now, reason, actor, subject_at) for pk in ids], batch_size=BATCH
     )
     return len(ids)
+
+
+def tell_care_ended(pump_ids, reason: str, now: datetime, actor=None) -> int:
+    """A patient left care: the pump's assigned nurse and the clinic's physicians are told in the
+    app (a notice that stays open until a person closes it, so a wrong "deceased" never silently
+    stops the alerting). Nobody to tell: the clinic's admins. Returns the notices raised."""
+    pumps = list(Pump.objects.filter(pk__in=pump_ids).select_related("patient"))
+    clinic_ids = {p.patient.clinic_id for p in pumps}
+    members = defaultdict(list)
+    for m in Membership.objects.active().filter(clinic_id__in=clinic_ids).select_related("user"):
+        members[m.clinic_id].append(m)
+    notices = 0
+    for pump in pumps:
+        clinic_members = members[pump.patient.clinic_id]
+        told = [m for m in clinic_members if m.role == Role.PHYSICIAN or m.user_id == pump.assigned_nurse_id]
+        nobody = not told
+        if nobody:
+            told = [m for m in clinic_members if m.role == Role.CLINIC_ADMIN]
+        key = dedupe_key(AlertKind.CARE_ENDED, pump.pk)
+        alert = Alert.objects.open().filter(dedupe_key=key).first()
+        if alert is None:
+            alert = Alert.objects.create(
+                clinic_id=pump.patient.clinic_id,
+                pump=pump,
+                kind=AlertKind.CARE_ENDED,
+                severity=KIND_SEVERITY[AlertKind.CARE_ENDED],
+                dedupe_key=key,
+                detail=reason[:255],
+                raised_at=now,
+                policy_snapshot={},
+                next_step_at=None,
+                nobody_to_notify=nobody,
+            )
+            notices += 1
+        AlertEvent.objects.create(alert=alert, kind=AlertEvent.Kind.RAISED, at=now, detail=reason[:255], actor=actor)
+        step = f"care-ended:{now:%Y%m%dT%H%M%S}"
+        Notification.objects.bulk_create(
+            [
+                Notification(
+                    alert=alert,
+                    step=step,
+                    recipient=m.user,
+                    channel=Channel.IN_APP,
+                    address=f"user:{m.user_id}",
+                    status=Notification.Status.SENT,
+                    sent_at=now,
+                    created_at=now,
+                )
+                for m in told
+            ],
+            ignore_conflicts=True,
+        )
+        names = ", ".join(sorted(m.user.get_username() for m in told)) or "nobody"
+        AlertEvent.objects.create(alert=alert, kind=AlertEvent.Kind.NOTIFIED, at=now, detail=f"In the app: {names}")
+    return notices
 
 
 # --- 2. escalation ------------------------------------------------------------------------------
@@ -599,6 +689,8 @@ def run_scan(now: datetime | None = None) -> dict:
     now = now or timezone.now()
     started = time.monotonic()
     summary = {}
+    # Status changes dated ahead (a transfer) whose day has come: each commits on its own.
+    summary["status_changes"] = apply_due_status_changes(now)
     with transaction.atomic():
         report = evaluate_conditions(now)
         summary.update(raised=report.raised, upgraded=report.upgraded, resolved=report.resolved)

@@ -42,6 +42,8 @@ class AlertKind(models.TextChoices):
     RESIDUAL_DISCREPANCY = "residual_discrepancy", "Residual volume discrepancy"
     DELIVERY_DRIFT = "delivery_drift", "Delivery drift"
     REPLACEMENT_DUE = "replacement_due", "Pump replacement due"
+    REFILL_AFTER_EMPTY = "refill_after_empty", "Refill after an empty reservoir"
+    CARE_ENDED = "care_ended", "Left the clinic's care: check"
     ROTA_GAP = "rota_gap", "Nobody on call (rota gap)"
 
 

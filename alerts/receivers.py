@@ -37,7 +37,7 @@ def on_rota_changed(sender, clinic, now, **kwargs):
 
 
 @receiver(signals.refill_recorded)
-def on_refill(sender, refill, pump, now, actor=None, amended=False, was_discrepant=False, **kwargs):
+def on_refill(sender, refill, pump, now, actor=None, amended=False, was_discrepant=False, after_empty=False, **kwargs):
     if not amended:
         # A refill resolves the pump's refill, missed-appointment and alarm alerts.
         engine.resolve_alerts(
@@ -57,6 +57,26 @@ def on_refill(sender, refill, pump, now, actor=None, amended=False, was_discrepa
             severity=Severity.REVIEW,
             now=now,
             detail="Residual out of tolerance: physician review",
+        )
+    if not amended and refill.withdrawal_signs:
+        # CLINICAL.md "Refill after a projected empty reservoir": a sign ticked is an emergency.
+        engine.raise_alert(
+            pump_id=pump.pk,
+            clinic_id=pump.patient.clinic_id,
+            kind=AlertKind.PUMP_ALARM,
+            severity=Severity.EMERGENCY,
+            now=now,
+            detail=f"Withdrawal signs at the refill ({len(refill.withdrawal_signs)}): emergency",
+        )
+        _wake_scan_after_commit()
+    elif not amended and after_empty:
+        engine.raise_alert(
+            pump_id=pump.pk,
+            clinic_id=pump.patient.clinic_id,
+            kind=AlertKind.REFILL_AFTER_EMPTY,
+            severity=Severity.REVIEW,
+            now=now,
+            detail="Refilled after a projected empty reservoir: physician review",
         )
     engine.evaluate_conditions(now, pump_ids=[pump.pk])
 
@@ -103,6 +123,17 @@ def on_pump_event(sender, event, pump, emergency, now, **kwargs):
 @receiver(signals.appointment_changed)
 def on_appointment(sender, appointment, now, **kwargs):
     engine.evaluate_conditions(now, pump_ids=[appointment.pump_id])
+
+
+@receiver(signals.care_ended)
+def on_care_ended(sender, pump_ids, reason, now, actor=None, tell=False, **kwargs):
+    """Pumps out of the scan: the alerts the scan raised resolve with the reason on their timeline;
+    pump alarms and physician reviews stay open for a person to close."""
+    engine.resolve_alerts(
+        Alert.objects.open().filter(pump_id__in=pump_ids, kind__in=engine.SCANNED_KINDS), now, reason, actor
+    )
+    if tell:
+        engine.tell_care_ended(pump_ids, reason, now, actor)
 
 
 @receiver(signals.projections_changed)

@@ -74,6 +74,7 @@ SETTING_LABELS = {
     "holiday_subdivision": "State or region of the public holidays",
     "opens_at": "Opens at (clinic time)",
     "closes_at": "Closes at (clinic time)",
+    "restart_order_after_empty_hours": "Restart after an empty reservoir needs a physician's order after (hours)",
 }
 
 SETTING_HELP = {
@@ -110,7 +111,15 @@ SETTING_GROUPS = (
             "drift_alert_ratio",
         ),
     ),
-    ("Dose safety", ("dose_change_limit_pct", "high_dose_threshold_mcg_per_day", "max_daily_dose_mcg_per_day")),
+    (
+        "Dose safety",
+        (
+            "dose_change_limit_pct",
+            "high_dose_threshold_mcg_per_day",
+            "max_daily_dose_mcg_per_day",
+            "restart_order_after_empty_hours",
+        ),
+    ),
     ("Sign-in security", ("two_factor_required",)),
     ("Calendar", ("opening_weekdays", "holiday_country", "holiday_subdivision", "opens_at", "closes_at")),
 )

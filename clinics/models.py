@@ -170,6 +170,11 @@ class Clinic(models.Model):
     closes_at = models.TimeField(
         default=time(17, 0), help_text="Reminders raised after this wait for the next opening."
     )
+    restart_order_after_empty_hours = models.PositiveSmallIntegerField(
+        default=24,
+        validators=[MaxValueValidator(720)],
+        help_text="A pump empty longer than this restarts only on a physician's order, even at the old dose.",
+    )
 
     two_factor_required = models.BooleanField(
         default=False,

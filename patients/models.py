@@ -5,7 +5,7 @@ Clinical records keep their full history (django-simple-history) and are changed
 ``patients/services.py``, which saves through the ORM so each change is recorded with its actor.
 """
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -37,6 +37,12 @@ class PumpModel(models.Model):
     default_lra_ml = models.DecimalField(**VOLUME, default=Decimal("2.00"))
     kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.PROGRAMMABLE)
     battery_life_years = models.DecimalField(max_digits=4, decimal_places=1, null=True, blank=True)
+    days_eri_to_end_of_service = models.PositiveSmallIntegerField(
+        "days from ERI to end of service",
+        null=True,
+        blank=True,
+        help_text="The battery stops this many days after the elective replacement indicator (empty: no battery).",
+    )
     notes = models.TextField(blank=True)
     is_active = models.BooleanField(default=True)
     history = HistoricalRecords()
@@ -58,6 +64,12 @@ class PumpModel(models.Model):
     @property
     def is_constant_flow(self) -> bool:
         return self.kind == self.Kind.CONSTANT_FLOW
+
+    def end_of_service_on(self, eri_on):
+        """Projected end of service of a pump of this model with ``eri_on`` (None when unknown)."""
+        if eri_on is None or self.days_eri_to_end_of_service is None:
+            return None
+        return eri_on + timedelta(days=self.days_eri_to_end_of_service)
 
 
 class DrugProduct(models.Model):
@@ -105,6 +117,11 @@ class Patient(models.Model):
     phone = models.CharField(max_length=40, blank=True)
     contact_notes = models.TextField(blank=True, help_text="Carer, alternative contacts.")
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE)
+    # The last status change (PatientStatusChange keeps them all, with who recorded them).
+    status_reason = models.CharField(max_length=255, blank=True)
+    status_changed_on = models.DateField(null=True, blank=True)
+    transferred_to = models.CharField("receiving clinic", max_length=255, blank=True)
+    accepted_first_refill_on = models.DateField("first refill the receiving clinic accepted", null=True, blank=True)
 
     # Withdrawal-risk flags (Gablofen label): each widens the refill margin.
     sci_at_or_above_t6 = models.BooleanField("spinal cord injury at or above T6", default=False)
@@ -159,6 +176,13 @@ class Pump(models.Model):
         ACTIVE = "active", "Implanted"
         EXPLANTED = "explanted", "Explanted"
 
+    class ExplantReason(models.TextChoices):
+        REPLACEMENT = "replacement", "Replacement"
+        INFECTION = "infection", "Infection"
+        NOT_NEEDED = "not_needed", "No longer needed"
+        DEATH = "death", "Death"
+        OTHER = "other", "Other"
+
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="pumps")
     pump_model = models.ForeignKey(PumpModel, on_delete=models.PROTECT, related_name="pumps")
     serial_number = models.CharField(max_length=60)
@@ -177,6 +201,16 @@ class Pump(models.Model):
         help_text="Constant-flow devices only: measured at implant.",
     )
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE)
+    explant_reason = models.CharField(max_length=20, choices=ExplantReason.choices, blank=True)
+    explant_notes = models.TextField(blank=True)
+    replaces = models.OneToOneField(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="replaced_by",
+        help_text="The explanted pump this one replaced.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     history = HistoricalRecords()
 
@@ -218,6 +252,11 @@ class Pump(models.Model):
         """A reference that identifies the pump to staff without naming the patient."""
         return f"P-{self.pk:05d}"
 
+    @property
+    def end_of_service_on(self):
+        """ERI date + the model's days to end of service; None without either."""
+        return self.pump_model.end_of_service_on(self.eri_on)
+
 
 class PumpProjection(models.Model):
     """The pump's depletion projection, derived and unaudited (recomputed with every write that
@@ -242,6 +281,7 @@ class PumpProjection(models.Model):
     overdue_from = models.DateTimeField()
     due_soon_from = models.DateTimeField()
     is_stopped = models.BooleanField(default=False)
+    end_of_service_on = models.DateField(null=True, blank=True)
     # The fill's program segments [[start ISO, rate mL/day], …], so the volume at any moment can
     # be computed from this row alone (lists show "reservoir now" without a query per pump).
     segments = models.JSONField(default=list)
@@ -293,6 +333,9 @@ class Program(models.Model):
     stop_reason = models.CharField(max_length=255, blank=True)
     ordered_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    outside_prescriber = models.CharField(
+        max_length=255, blank=True, help_text="A refill done elsewhere: the prescriber there (free text)."
     )
     verified_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
@@ -356,6 +399,11 @@ class RefillVisit(models.Model):
     program = models.OneToOneField(Program, on_delete=models.PROTECT, related_name="refill")
     discrepancy = models.BooleanField(default=False)
     discrepancy_reason = models.TextField(blank=True)
+    # Refill after a projected empty reservoir (CLINICAL.md): when it had run empty, and the
+    # withdrawal assessment made at the visit (keys of services.WITHDRAWAL_SIGNS).
+    empty_since = models.DateTimeField(null=True, blank=True)
+    nothing_aspirated = models.BooleanField(default=False)
+    withdrawal_signs = models.JSONField(default=list, blank=True)
     notes = models.TextField(blank=True)
     amended_at = models.DateTimeField(null=True, blank=True)
     amend_reason = models.TextField(blank=True)
@@ -366,7 +414,8 @@ class RefillVisit(models.Model):
         ordering = ["pump", "-performed_at"]
         get_latest_by = "performed_at"
         constraints = [
-            models.CheckConstraint(condition=Q(volume_added_ml__gt=0), name="refill_volume_added_positive"),
+            # Zero only when emptying the reservoir (an MRI): the service asks for the stop reason.
+            models.CheckConstraint(condition=Q(volume_added_ml__gte=0), name="refill_volume_added_non_negative"),
             models.CheckConstraint(condition=Q(aspirated_ml__gte=0), name="refill_aspirated_non_negative"),
             models.CheckConstraint(
                 condition=Q(volume_added_ml__lte=F("reservoir_ml")), name="refill_volume_within_reservoir"
@@ -452,6 +501,7 @@ class PumpEvent(models.Model):
         CRITICAL_ALARM = "critical_alarm", "Critical alarm (dual tone)"
         ERI_ALARM = "eri_alarm", "Elective replacement alarm"
         WITHDRAWAL_SYMPTOMS = "withdrawal_symptoms", "Withdrawal symptoms"
+        CATHETER_REVISION = "catheter_revision", "Catheter revision"
         OTHER = "other", "Other"
 
     class Source(models.TextChoices):
@@ -482,3 +532,44 @@ class PumpEvent(models.Model):
     @property
     def access_clinic_id(self) -> int:
         return self.pump.access_clinic_id
+
+
+class PatientStatusChange(models.Model):
+    """A patient leaving care or coming back: who recorded it, why, from when. A change dated
+    ahead (a transfer) waits, the patient still in the scan, until the scan applies it on its date."""
+
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="status_changes")
+    status = models.CharField(max_length=20, choices=Patient.Status.choices)
+    previous_status = models.CharField(max_length=20, choices=Patient.Status.choices)
+    effective_on = models.DateField()
+    reason = models.CharField(max_length=255)
+    transferred_to = models.CharField(max_length=255, blank=True)
+    accepted_first_refill_on = models.DateField(null=True, blank=True)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    recorded_at = models.DateTimeField()
+    applied_at = models.DateTimeField(null=True, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True, help_text="Superseded before its date.")
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["patient", "-recorded_at", "-id"]
+        indexes = [
+            models.Index(
+                fields=["effective_on"],
+                condition=Q(applied_at__isnull=True, cancelled_at__isnull=True),
+                name="status_change_pending",
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.get_status_display()} from {self.effective_on:%Y-%m-%d}"
+
+    @property
+    def access_clinic_id(self) -> int:
+        return self.patient.clinic_id
+
+    @property
+    def is_pending(self) -> bool:
+        return self.applied_at is None and self.cancelled_at is None

@@ -122,6 +122,9 @@ class ProjectionSerializer(ClinicZoneMixin, serializers.Serializer):
     unmoved_refill_due_on = serializers.DateField(
         read_only=True, help_text="The due date before it moved to the clinic's last open day on or before it."
     )
+    end_of_service_on = serializers.DateField(
+        read_only=True, allow_null=True, help_text="ERI date + the model's days to end of service (battery pumps)."
+    )
     status = serializers.SerializerMethodField()
 
     def clinic_zone(self, instance):
@@ -216,6 +219,15 @@ class PumpUpdateSerializer(StrictInputMixin, serializers.Serializer):
 # --- refills -----------------------------------------------------------------------------------------
 
 
+def withdrawal_signs_field():
+    return serializers.ListField(
+        child=serializers.ChoiceField(choices=list(services.WITHDRAWAL_SIGNS.items())),
+        required=False,
+        max_length=len(services.WITHDRAWAL_SIGNS),
+        help_text="Withdrawal assessment at a refill after an empty reservoir: any sign raises the emergency alarm.",
+    )
+
+
 class RefillCreateSerializer(StrictInputMixin, serializers.Serializer):
     """A refill as recorded at the pump: what was aspirated, what was added, the drug and the new program."""
 
@@ -236,7 +248,20 @@ class RefillCreateSerializer(StrictInputMixin, serializers.Serializer):
     stop_reason = serializers.CharField(max_length=255, required=False, allow_blank=True)
     discrepancy_reason = serializers.CharField(**TEXT, required=False)
     dose_change_confirmed = StrictBooleanField(required=False)
-    ordered_by = ScopedPrimaryKeyRelatedField(User, clinic_staff, required=False, allow_null=True)
+    ordered_by = ScopedPrimaryKeyRelatedField(
+        User,
+        clinic_staff,
+        required=False,
+        allow_null=True,
+        help_text="The ordering physician: required when a nurse's entry changes the dose (a first fill always does).",
+    )
+    outside_prescriber = serializers.CharField(
+        max_length=255,
+        required=False,
+        allow_blank=True,
+        help_text="A refill done elsewhere: the prescriber there may stand in for ordered_by.",
+    )
+    withdrawal_signs = withdrawal_signs_field()
     notes = serializers.CharField(**TEXT, required=False)
 
 
@@ -261,6 +286,14 @@ class RefillAmendSerializer(StrictInputMixin, serializers.Serializer):
     stop_reason = serializers.CharField(max_length=255, required=False, allow_blank=True)
     discrepancy_reason = serializers.CharField(**TEXT, required=False)
     dose_change_confirmed = StrictBooleanField(required=False)
+    ordered_by = ScopedPrimaryKeyRelatedField(
+        User,
+        clinic_staff,
+        required=False,
+        allow_null=True,
+        help_text="The ordering physician: required when a nurse's amendment changes the dose.",
+    )
+    outside_prescriber = serializers.CharField(max_length=255, required=False, allow_blank=True)
     notes = serializers.CharField(**TEXT, required=False)
 
 
@@ -279,6 +312,13 @@ class RefillVisitSerializer(ClinicZoneMixin, serializers.Serializer):
     daily_dose_mcg = dose(source="program.daily_dose_mcg", read_only=True)
     bolus_mcg_per_day = dose(source="program.bolus_mcg_per_day", read_only=True)
     stop_reason = serializers.CharField(source="program.stop_reason", read_only=True)
+    ordered_by = serializers.IntegerField(source="program.ordered_by_id", read_only=True, allow_null=True)
+    outside_prescriber = serializers.CharField(source="program.outside_prescriber", read_only=True)
+    empty_since = AwareDateTimeField(
+        read_only=True, allow_null=True, help_text="Refilled after a projected empty reservoir: empty since then."
+    )
+    nothing_aspirated = serializers.BooleanField(read_only=True)
+    withdrawal_signs = serializers.ListField(child=serializers.CharField(), read_only=True)
     discrepancy = serializers.BooleanField(read_only=True)
     discrepancy_reason = serializers.CharField(read_only=True)
     drug_product = serializers.IntegerField(source="drug_product_id", read_only=True, allow_null=True)
@@ -318,6 +358,7 @@ class ProgramSerializer(ClinicZoneMixin, serializers.Serializer):
     bolus_mcg_per_day = dose(read_only=True)
     stop_reason = serializers.CharField(read_only=True)
     ordered_by = serializers.IntegerField(source="ordered_by_id", read_only=True, allow_null=True)
+    outside_prescriber = serializers.CharField(read_only=True)
     verified_by = serializers.IntegerField(source="verified_by_id", read_only=True, allow_null=True)
     entered_by = serializers.IntegerField(source="entered_by_id", read_only=True, allow_null=True)
 

@@ -6,7 +6,7 @@ back with the clinical record.
 
 from django.dispatch import Signal
 
-# refill, pump, actor, now, [amended, was_discrepant]
+# refill, pump, actor, now, [amended, was_discrepant, after_empty]
 refill_recorded = Signal()
 # pump_ids, now: stored projections changed outside a refill (program, pump, patient or clinic settings)
 projections_changed = Signal()
@@ -14,3 +14,6 @@ projections_changed = Signal()
 pump_event_recorded = Signal()
 # appointment, now
 appointment_changed = Signal()
+# pump_ids, reason, actor, now, tell: pumps that left the scan (explanted, patient transferred or
+# deceased); ``tell``: the assigned nurse and the clinic's physicians are told in the app
+care_ended = Signal()

@@ -92,6 +92,7 @@ def filled_pump(clinic, actor, performed_at=WORKED_EXAMPLE_FILL, *, patient=None
     from patients import services
 
     pump = PumpFactory(patient=PatientFactory(clinic=clinic, **(patient or {})), **pump_fields)
+    refill = first_fill_order(pump, actor, refill or {})
     services.record_refill(
         pump=pump,
         actor=actor,
@@ -101,7 +102,7 @@ def filled_pump(clinic, actor, performed_at=WORKED_EXAMPLE_FILL, *, patient=None
         concentration_mcg_per_ml=Decimal(2000),
         daily_dose_mcg=Decimal(600),
         now=performed_at,
-        **(refill or {}),
+        **refill,
     )
     return pump
 
@@ -136,3 +137,26 @@ def put_on_rota(clinic, *users, role=None):
     rotation.starts_on = date(2000, 1, 3)  # a Monday long ago: the rota runs at every time a test picks
     rotation.save(update_fields=["member_ids", "starts_on"])
     return rotation
+
+
+def first_fill_order(pump, actor, extra: dict) -> dict:
+    """A first fill is a dose change: a nurse's names the ordering physician (DESIGN.md). Adds
+    the clinic's physician to ``extra`` when a nurse fills a pump never filled and names nobody."""
+    from clinics.access import role_in
+
+    extra = dict(extra)
+    clinic = pump.patient.clinic
+    if (
+        actor is not None
+        and "ordered_by" not in extra
+        and role_in(actor, clinic.pk) == Role.NURSE
+        and not pump.refills.exists()
+    ):
+        extra["ordered_by"] = clinic_physician(clinic)
+    return extra
+
+
+def clinic_physician(clinic):
+    """The clinic's first physician, or a new one."""
+    membership = Membership.objects.filter(clinic=clinic, role=Role.PHYSICIAN, is_active=True).first()
+    return membership.user if membership else member(clinic, Role.PHYSICIAN)

@@ -193,9 +193,18 @@ def test_explanted_pump_and_transferred_patient_raise_nothing(clinic, staff):
     scan(OVERDUE)
     assert Alert.objects.open().count() == 2
     services.update_pump(pump=pump, actor=staff["nurse"], explanted_on=OVERDUE.date(), now=OVERDUE)
-    services.update_patient(patient=other.patient, actor=staff["nurse"], status="transferred", now=OVERDUE)
+    services.change_patient_status(
+        patient=other.patient,
+        actor=staff["nurse"],
+        status="transferred",
+        effective_on=OVERDUE.date(),
+        reason="Moved away",
+        transferred_to="Another clinic",
+        now=OVERDUE,
+    )
     scan(OVERDUE + timedelta(hours=1))
-    assert Alert.objects.open().count() == 0
+    # Only the "left care" notice to the people who must know stays open; nothing is scanned.
+    assert list(Alert.objects.open().values_list("kind", "pump")) == [(AlertKind.CARE_ENDED, other.pk)]
 
 
 @pytest.mark.django_db

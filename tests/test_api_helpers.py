@@ -11,7 +11,7 @@ import time_machine
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from .factories import PatientFactory, PumpFactory, pump_model
+from .factories import PatientFactory, PumpFactory, first_fill_order, pump_model
 
 PHX = ZoneInfo("America/Phoenix")
 FIRST_FILL_AT = "2026-01-05T09:00:00-07:00"
@@ -49,6 +49,11 @@ def first_fill(**overrides):
 
 
 def post_refill(user, pump, body, now="2026-01-05T09:30:00-07:00"):
+    # A nurse's first fill names the ordering physician (a first fill is a dose change); the
+    # tests of that rule name one (or not) themselves through the service or the body.
+    order = first_fill_order(pump, user, {}) if "ordered_by" not in body else {}
+    if "ordered_by" in order:
+        body = {**body, "ordered_by": order["ordered_by"].pk}
     with clock(now):
         return client_for(user).post(url("api-pump-refills", pump.pk), body, format="json")
 

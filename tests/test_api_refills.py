@@ -8,7 +8,7 @@ import pytest
 from clinics.models import Role
 from patients.models import Program, PumpProjection, RefillVisit
 
-from .factories import PatientFactory, PumpFactory, drug_product, member, pump_model
+from .factories import PatientFactory, PumpFactory, clinic_physician, drug_product, member, pump_model
 from .test_api_helpers import (
     client_for,
     clock,
@@ -231,11 +231,21 @@ def test_refill_before_the_previous_is_refused(filled_pump, nurse):
 @pytest.mark.django_db
 def test_dose_increase_above_limit_needs_confirmation_at_refill(filled_pump, nurse):
     before = counts()
-    body = second_refill(daily_dose_mcg=750)  # +25 %
+    physician = clinic_physician(filled_pump.patient.clinic)
+    body = second_refill(daily_dose_mcg=750, ordered_by=physician.pk)  # +25 %
     response = post_refill(nurse, filled_pump, body, now="2026-04-20T09:30:00-07:00")
     assert_refused(response, "dose_change_confirmed", before)
     body["dose_change_confirmed"] = True
     assert post_refill(nurse, filled_pump, body, now="2026-04-20T09:30:00-07:00").status_code == 201
+
+
+@pytest.mark.django_db
+def test_nurse_refill_changing_the_dose_without_a_physician_is_400_on_ordered_by(filled_pump, nurse, superuser):
+    before = counts()
+    body = second_refill(daily_dose_mcg=650)
+    assert_refused(post_refill(nurse, filled_pump, body, now="2026-04-20T09:30:00-07:00"), "ordered_by", before)
+    body["ordered_by"] = superuser.pk  # a superuser is not a physician
+    assert_refused(post_refill(nurse, filled_pump, body, now="2026-04-20T09:30:00-07:00"), "ordered_by", before)
 
 
 @pytest.mark.django_db

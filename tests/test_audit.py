@@ -19,7 +19,7 @@ from clinics.models import AccessLog, Membership, Role
 from patients import services
 from patients.models import Program, RefillVisit
 
-from .factories import PatientFactory, PumpFactory, drug_product, member
+from .factories import PatientFactory, PumpFactory, drug_product, first_fill_order, member
 
 PHX = ZoneInfo("America/Phoenix")
 JAN_FILL = datetime(2026, 1, 5, 9, tzinfo=PHX)
@@ -37,7 +37,7 @@ def fill(pump, actor, when, *, aspirated="0", volume="40", concentration="2000",
         concentration_mcg_per_ml=D(concentration),
         daily_dose_mcg=D(dose),
         now=when,
-        **extra,
+        **first_fill_order(pump, actor, extra),
     )
 
 

@@ -12,7 +12,7 @@ from clinics import services as clinic_services
 from clinics.models import AccessLog
 from patients import services
 
-from .factories import PatientFactory, PumpFactory
+from .factories import PatientFactory, PumpFactory, first_fill_order
 
 PHX = ZoneInfo("America/Phoenix")
 NOW = datetime(2026, 4, 1, 9, tzinfo=PHX)
@@ -33,6 +33,7 @@ def booked(clinic, nurse):
         concentration_mcg_per_ml=D(2000),
         daily_dose_mcg=D(600),
         now=NOW,
+        **first_fill_order(pump, nurse, {}),
     )
     appointment, _ = services.schedule_appointment(
         pump=pump,

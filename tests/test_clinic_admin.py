@@ -19,7 +19,7 @@ from alerts.models import Alert, EscalationPolicy, FailingAddress, Severity, Web
 from clinics.models import Clinic, Membership, Role
 from patients import services
 
-from .factories import PASSWORD, PatientFactory, PumpFactory, member
+from .factories import PASSWORD, PatientFactory, PumpFactory, first_fill_order, member
 
 PHX = ZoneInfo("America/Phoenix")
 FILLED = datetime(2026, 1, 5, 9, tzinfo=PHX)
@@ -37,7 +37,7 @@ def fill(pump, actor, when=FILLED, *, aspirated="0", volume="40", concentration=
         concentration_mcg_per_ml=D(concentration),
         daily_dose_mcg=D(dose),
         now=when,
-        **extra,
+        **first_fill_order(pump, actor, extra),
     )
 
 

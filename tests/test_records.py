@@ -32,7 +32,7 @@ def test_database_refuses_duplicate_mrn_in_a_clinic_and_duplicate_serial_per_mod
 
 
 @pytest.mark.django_db
-def test_database_refuses_overfill_zero_volume_and_zero_concentration(clinic):
+def test_database_refuses_overfill_negative_volume_and_zero_concentration(clinic):
     pump = PumpFactory(patient=PatientFactory(clinic=clinic))
     at = datetime(2026, 1, 5, 9, tzinfo=PHX)
 
@@ -53,7 +53,7 @@ def test_database_refuses_overfill_zero_volume_and_zero_concentration(clinic):
         return RefillVisit.objects.create(**fields)
 
     refused(lambda: visit(volume_added_ml=D("40.5")))
-    refused(lambda: visit(volume_added_ml=D(0)))
+    refused(lambda: visit(volume_added_ml=D(-1)))  # zero is allowed: an MRI empties the reservoir
     refused(lambda: visit(aspirated_ml=D(-1)))
     refused(lambda: visit(concentration_mcg_per_ml=D(0)))
     refused(lambda: visit(discrepancy=True, discrepancy_reason=""))

@@ -11,7 +11,7 @@ from clinics.models import Role
 from patients import services
 from patients.models import Program, PumpProjection, RefillVisit
 
-from .factories import PatientFactory, PumpFactory, drug_product, member, pump_model
+from .factories import PatientFactory, PumpFactory, drug_product, first_fill_order, member, pump_model
 
 PHX = ZoneInfo("America/Phoenix")
 
@@ -35,7 +35,7 @@ def fill(pump, actor, when, volume="40", dose="600", concentration="2000", aspir
         concentration_mcg_per_ml=D(concentration),
         daily_dose_mcg=D(dose),
         now=extra.pop("now", when),
-        **extra,
+        **first_fill_order(pump, actor, extra),
     )
 
 

@@ -226,12 +226,18 @@ def test_refill_time_is_read_in_the_clinics_zone(client, other_clinic):
     from .factories import member
 
     chicago_nurse = member(other_clinic, Role.NURSE, username="chicago")
+    chicago_doctor = member(other_clinic, Role.PHYSICIAN, username="chicago-dr")  # a first fill is a dose change
     pump = PumpFactory(patient=PatientFactory(clinic=other_clinic), pump_model=pump_model("SynchroMed II 40 mL"))
     client.force_login(chicago_nurse)
     with time_machine.travel(datetime(2026, 3, 2, 12, tzinfo=ZoneInfo("America/Chicago")), tick=False):
         response = client.post(
             reverse("refill-create", args=[pump.pk]),
-            refill_data(performed_at="2026-03-02T10:15", aspirated_ml="0", drug_product=str(drug_product("2000").pk)),
+            refill_data(
+                performed_at="2026-03-02T10:15",
+                aspirated_ml="0",
+                drug_product=str(drug_product("2000").pk),
+                ordered_by=str(chicago_doctor.pk),
+            ),
         )
     assert response.status_code == 302
     refill = RefillVisit.objects.get(pump=pump)

@@ -16,7 +16,7 @@ from clinics.models import Role
 from patients import services
 from patients.models import Patient, Pump, PumpProjection
 
-from .factories import PatientFactory, PumpFactory, member, pump_model
+from .factories import PatientFactory, PumpFactory, first_fill_order, member, pump_model
 
 PHX = ZoneInfo("America/Phoenix")
 NOW = datetime(2026, 5, 1, 12, tzinfo=PHX)
@@ -41,6 +41,7 @@ def filled(clinic, actor, when, family_name, dose="600", **pump_fields):
         concentration_mcg_per_ml=D("2000"),
         daily_dose_mcg=D(dose),
         now=when,
+        **first_fill_order(pump, actor, {}),
     )
     return pump
 

@@ -27,11 +27,24 @@ from .events import (
     is_emergency,
     record_pump_event,
 )
+from .lifecycle import (
+    FILL_FIELDS,
+    apply_due_status_changes,
+    change_patient_status,
+    explant_pump,
+    handover_summary,
+    implant_pump,
+    pending_status_change,
+    replace_pump,
+)
 from .programs import (
     change_program,
     constant_flow_dose,
     dose_change_pct,
+    is_clinic_physician,
+    is_dose_change,
     last_nonzero_dose,
+    program_in_effect,
 )
 from .projections import (
     HISTORY_PREFETCH,
@@ -48,6 +61,7 @@ from .records import (
     CLINIC_SETTINGS,
     PATIENT_FIELDS,
     PUMP_FIELDS,
+    STATUS_FIELDS,
     create_patient,
     create_pump,
     create_pump_model,
@@ -57,9 +71,11 @@ from .records import (
 )
 from .refills import (
     AMENDABLE_REFILL_FIELDS,
+    EmptyReservoir,
     amend_refill,
     expected_residual_ml,
     record_refill,
+    refill_after_empty,
     residual_check,
 )
 from .scheduling import (
@@ -115,4 +131,18 @@ __all__ = [
     "SYMPTOMS",
     "is_emergency",
     "record_pump_event",
+    "is_dose_change",
+    "is_clinic_physician",
+    "program_in_effect",
+    "EmptyReservoir",
+    "refill_after_empty",
+    "FILL_FIELDS",
+    "implant_pump",
+    "explant_pump",
+    "replace_pump",
+    "change_patient_status",
+    "apply_due_status_changes",
+    "pending_status_change",
+    "handover_summary",
+    "STATUS_FIELDS",
 ]

@@ -14,11 +14,13 @@ from ..models import (
 )
 from .common import (
     CLOCK_SKEW,
+    _lock_pump,
     _now,
     _refuse,
     _require_aware,
     _save,
 )
+from .projections import recompute_projections
 
 # Items of CLINICAL.md's "Patient call checklist": any of them means emergency care now.
 WITHDRAWAL_SIGNS = {
@@ -83,7 +85,22 @@ def record_pump_event(
         ),
         actor,
     )
+    if kind == PumpEvent.Kind.ERI_ALARM:
+        _set_eri_from_alarm(pump, occurred_at, actor, now)
     signals.pump_event_recorded.send(
         sender=PumpEvent, event=event, pump=pump, emergency=is_emergency(kind, symptoms), now=now
     )
     return event
+
+
+def _set_eri_from_alarm(pump: Pump, occurred_at: datetime, actor, now: datetime) -> None:
+    """A reported ERI alarm sets the pump's ERI date to the event's clinic-zone date when it has
+    none or a later one (the earlier date wins: the battery's end comes from the first report)."""
+    pump = _lock_pump(pump.pk)
+    reported_on = occurred_at.astimezone(pump.patient.clinic.zone).date()
+    if pump.eri_on is not None and pump.eri_on <= reported_on:
+        return
+    pump.eri_on = reported_on
+    pump._change_reason = "ERI alarm reported"
+    _save(pump, actor)
+    recompute_projections([pump], now)

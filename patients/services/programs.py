@@ -104,14 +104,66 @@ def _reference_dose(pump: Pump, at: datetime, exclude_pk=None) -> Decimal | None
     return program.daily_dose_mcg if program else None
 
 
-def _check_ordering_physician(pump: Pump, actor, ordered_by, errors: dict):
-    """A nurse changing a dose names the ordering physician (DESIGN.md role table)."""
-    if ordered_by is not None:
-        if not ordered_by.is_superuser and role_in(ordered_by, pump.access_clinic_id) != Role.PHYSICIAN:
-            errors["ordered_by"] = "The ordering clinician must be a physician of this clinic."
-        return
-    if actor is not None and not actor.is_superuser and role_in(actor, pump.access_clinic_id) == Role.NURSE:
-        errors["ordered_by"] = "Name the physician who ordered this dose change."
+def program_in_effect(pump: Pump, at: datetime, exclude_pk=None) -> Program | None:
+    """The program in effect just before a new one starting at ``at`` (zero doses included)."""
+    qs = pump.programs.filter(effective_at__lte=at)
+    if exclude_pk is not None:
+        qs = qs.exclude(pk=exclude_pk)
+    return qs.order_by("-effective_at", "-id").first()
+
+
+def is_dose_change(previous: Program | None, daily_dose_mcg, bolus_mcg_per_day, concentration_mcg_per_ml) -> bool:
+    """A dose change: a daily dose, bolus allowance or concentration different from the program
+    in effect just before (a restart from zero counts; a first fill, with none before, always does)."""
+    if previous is None:
+        return True
+    return (previous.daily_dose_mcg, previous.bolus_mcg_per_day, previous.concentration_mcg_per_ml) != (
+        daily_dose_mcg,
+        bolus_mcg_per_day,
+        concentration_mcg_per_ml,
+    )
+
+
+def is_clinic_physician(user, clinic_id: int) -> bool:
+    """A member of the clinic with the physician role (a superuser is not a physician)."""
+    return user is not None and role_in(user, clinic_id) == Role.PHYSICIAN
+
+
+def _ordering_physician(
+    pump: Pump,
+    actor,
+    ordered_by,
+    errors: dict,
+    *,
+    needs_order: bool,
+    outside_prescriber: str = "",
+    performed_elsewhere: str = "",
+    reason: str = "",
+):
+    """Who ordered this entry's dose (DESIGN.md role table): returns the ``ordered_by`` to store.
+
+    A named ``ordered_by`` must be a physician of the pump's clinic. When the entry changes the
+    dose (``needs_order``) and names nobody: a physician's own entry records the physician; a
+    refill done elsewhere may name its outside prescriber instead; anyone else (a nurse) is refused
+    on ``ordered_by``. Superusers and the system (commands, imports: ``actor`` None) may omit it.
+    """
+    clinic_id = pump.patient.clinic_id
+    if ordered_by is not None and not is_clinic_physician(ordered_by, clinic_id):
+        errors["ordered_by"] = "The ordering clinician must be a physician of this clinic."
+        return ordered_by
+    if (outside_prescriber or "").strip() and not (performed_elsewhere or "").strip():
+        errors["outside_prescriber"] = (
+            "An outside prescriber stands in only for a refill done elsewhere: say where it was done."
+        )
+        return ordered_by
+    if ordered_by is not None or not needs_order or (outside_prescriber or "").strip():
+        return ordered_by
+    if actor is None or actor.is_superuser:
+        return None
+    if is_clinic_physician(actor, clinic_id):
+        return actor
+    errors["ordered_by"] = f"Name the physician who ordered this {reason or 'dose change'}."
+    return None
 
 
 def constant_flow_dose(pump: Pump, concentration: Decimal, daily_dose: Decimal | None, errors: dict):
@@ -180,7 +232,14 @@ def change_program(
             dose_change_confirmed=dose_change_confirmed,
         )
     )
-    _check_ordering_physician(pump, actor, ordered_by, errors)
+    previous = program_in_effect(pump, effective_at)
+    ordered_by = _ordering_physician(
+        pump,
+        actor,
+        ordered_by,
+        errors,
+        needs_order=is_dose_change(previous, daily_dose_mcg, bolus_mcg_per_day, last.concentration_mcg_per_ml),
+    )
     if errors:
         _refuse(errors)
     program = _save(

@@ -180,6 +180,7 @@ def recompute_projection(
         "overdue_from": projection.overdue_from,
         "due_soon_from": projection.due_soon_from,
         "is_stopped": projection.is_stopped,
+        "end_of_service_on": pump.end_of_service_on,
         "segments": [[s.start.isoformat(), str(s.rate_ml_per_day)] for s in fill.segments],
     }
     row = PumpProjection(pump=pump, **fields)

@@ -19,6 +19,7 @@ from .common import (
     _full_clean,
     _lock_pump,
     _ml,
+    _now,
     _pumps_of,
     _refuse,
     _save,
@@ -38,6 +39,10 @@ PATIENT_FIELDS = {
     "phone",
     "contact_notes",
     "status",
+    "status_reason",
+    "status_changed_on",
+    "transferred_to",
+    "accepted_first_refill_on",
     "sci_at_or_above_t6",
     "communication_difficulty",
     "prior_withdrawal",
@@ -71,12 +76,34 @@ def update_patient(*, patient: Patient, actor, now: datetime | None = None, **fi
     if unknown:
         _refuse(dict.fromkeys(sorted(unknown), "This field cannot be changed here."))
     patient = Patient.objects.select_for_update().get(pk=patient.pk)
+    status_fields = {name: fields.pop(name) for name in STATUS_FIELDS if name in fields}
     for field, value in fields.items():
         setattr(patient, field, value)
     _full_clean(patient)
-    _save(patient, actor)
-    recompute_projections(_pumps_of(patient.pumps.all()), now)
+    if fields:
+        _save(patient, actor)
+        recompute_projections(_pumps_of(patient.pumps.all()), now)
+    if status_fields and (
+        status_fields.get("status", patient.status) != patient.status or set(status_fields) - {"status"}
+    ):
+        from .lifecycle import change_patient_status
+
+        now = _now(now)
+        patient = change_patient_status(
+            patient=patient,
+            actor=actor,
+            status=status_fields.get("status", patient.status),
+            effective_on=status_fields.get("status_changed_on") or now.astimezone(patient.clinic.zone).date(),
+            reason=status_fields.get("status_reason", ""),
+            transferred_to=status_fields.get("transferred_to", ""),
+            accepted_first_refill_on=status_fields.get("accepted_first_refill_on"),
+            now=now,
+        )
     return patient
+
+
+# Leaving care or coming back goes through change_patient_status (a reason, a date, people told).
+STATUS_FIELDS = ("status", "status_reason", "status_changed_on", "transferred_to", "accepted_first_refill_on")
 
 
 def _pump_field_errors(pump: Pump) -> dict[str, str]:
@@ -118,10 +145,21 @@ def update_pump(*, pump: Pump, actor, now: datetime | None = None, **fields) -> 
     if unknown:
         _refuse(dict.fromkeys(sorted(unknown), "This field cannot be changed here."))
     pump = _lock_pump(pump.pk)
+    explanted_on = fields.get("explanted_on")
+    if explanted_on is not None and pump.status == Pump.Status.ACTIVE:
+        # An explant through the settings edit goes the explant's way (alerts, appointments).
+        from .lifecycle import explant_pump
+
+        fields.pop("explanted_on")
+        if fields:
+            pump = update_pump(pump=pump, actor=actor, now=now, **fields)
+        return explant_pump(pump=pump, actor=actor, explanted_on=explanted_on, reason=Pump.ExplantReason.OTHER, now=now)
     for field, value in fields.items():
         setattr(pump, field, value)
     if "explanted_on" in fields:
         pump.status = Pump.Status.EXPLANTED if pump.explanted_on else Pump.Status.ACTIVE
+        if pump.explanted_on is None:
+            pump.explant_reason = ""
     errors = _pump_field_errors(pump)
     if errors:
         _refuse(errors)
@@ -156,6 +194,7 @@ CLINIC_SETTINGS = {
     "holiday_subdivision",
     "opens_at",
     "closes_at",
+    "restart_order_after_empty_hours",
 }
 
 

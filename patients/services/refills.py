@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal
 
 from django.db import transaction
+from django.utils import timezone
 from django.utils.text import Truncator
 
 from .. import depletion, signals
@@ -26,11 +29,14 @@ from .common import (
     _require_aware,
     _save,
 )
+from .events import WITHDRAWAL_SIGNS
 from .programs import (
-    _check_ordering_physician,
     _dose_errors,
+    _ordering_physician,
     _reference_dose,
     constant_flow_dose,
+    is_dose_change,
+    program_in_effect,
 )
 from .projections import (
     _fill_for,
@@ -53,6 +59,8 @@ def _refill_errors(
     now: datetime,
     previous: RefillVisit | None,
     following: RefillVisit | None = None,
+    stop_reason: str = "",
+    daily_dose_mcg: Decimal | None = None,
 ) -> dict[str, str]:
     errors: dict[str, str] = {}
     reservoir = pump.pump_model.reservoir_ml
@@ -70,8 +78,15 @@ def _refill_errors(
         errors["performed_at"] = "An amended refill must stay before the pump's next refill."
     if pump.status != Pump.Status.ACTIVE:
         errors["pump"] = "This pump is explanted."
-    if volume_added_ml <= 0:
-        errors["volume_added_ml"] = "The volume added must be more than 0 mL."
+    if volume_added_ml < 0:
+        errors["volume_added_ml"] = "The volume added cannot be negative."
+    elif volume_added_ml == 0 and not (stop_reason or "").strip():
+        errors["volume_added_ml"] = (
+            "Nothing added empties the reservoir and stops therapy: give the stop reason "
+            "(for example a Prometra emptied before an MRI), or the volume added."
+        )
+    elif volume_added_ml == 0 and daily_dose_mcg is not None and daily_dose_mcg > 0:
+        errors["daily_dose_mcg"] = "Nothing was added: an emptied reservoir delivers nothing, so the dose is 0."
     elif volume_added_ml > reservoir:
         errors["volume_added_ml"] = (
             f"{_ml(volume_added_ml)} is more than the reservoir holds ({_ml(reservoir)}): never overfill."
@@ -118,12 +133,20 @@ def record_refill(
     discrepancy_reason: str = "",
     dose_change_confirmed: bool = False,
     ordered_by=None,
+    outside_prescriber: str = "",
+    withdrawal_signs: Iterable[str] = (),
     notes: str = "",
     now: datetime | None = None,
 ) -> RefillVisit:
     """Record a refill (CLINICAL.md "Refill visit"): the visit, the program it starts, the new
     projection, and signals for the alerting side. Also the way to bring a pump already in
-    service into the app: record its last refill."""
+    service into the app: record its last refill.
+
+    A dose change (a first fill always is one) by a nurse names the ordering physician, or the
+    outside prescriber of a refill done elsewhere. A refill after a projected empty reservoir
+    (``refill_after_empty``) stores the withdrawal assessment (``withdrawal_signs``) and wakes a
+    physician review, or the emergency alarm when a sign is ticked; empty for longer than the
+    clinic's setting, even an unchanged restart dose needs a physician's order."""
     now = _now(now)
     pump = _lock_pump(pump.pk)
     previous = pump.refills.order_by("-performed_at").first()
@@ -137,13 +160,22 @@ def record_refill(
         drug_expires_on=drug_expires_on,
         now=now,
         previous=previous,
+        stop_reason=stop_reason,
+        daily_dose_mcg=daily_dose_mcg,
     )
     daily_dose_mcg = constant_flow_dose(pump, concentration_mcg_per_ml, daily_dose_mcg, errors)
     if daily_dose_mcg is None:
         errors["daily_dose_mcg"] = "Give the daily dose in mcg/day."
+    signs = list(dict.fromkeys(withdrawal_signs or ()))
+    unknown = [sign for sign in signs if sign not in WITHDRAWAL_SIGNS]
+    if unknown:
+        errors["withdrawal_signs"] = f"Unknown withdrawal signs: {', '.join(unknown)}."
     if errors:
         _refuse(errors)
     reference = _reference_dose(pump, performed_at)
+    if previous is None and pump.replaces_id is not None:
+        # A replacement pump's first dose continues the old pump's therapy: checked against it.
+        reference = _reference_dose(pump.replaces, performed_at)
     errors.update(
         _dose_errors(
             clinic=pump.patient.clinic,
@@ -154,8 +186,24 @@ def record_refill(
             dose_change_confirmed=dose_change_confirmed,
         )
     )
-    if ordered_by is not None:
-        _check_ordering_physician(pump, actor, ordered_by, errors)
+    empty = _empty_reservoir(pump, previous, pump.programs.all(), performed_at, aspirated_ml)
+    ordered_by = _ordering_physician(
+        pump,
+        actor,
+        ordered_by,
+        errors,
+        needs_order=is_dose_change(
+            program_in_effect(pump, performed_at), daily_dose_mcg, bolus_mcg_per_day, concentration_mcg_per_ml
+        )
+        or (empty is not None and empty.needs_order),
+        outside_prescriber=outside_prescriber,
+        performed_elsewhere=performed_elsewhere,
+        reason=(
+            "restart after an empty reservoir (tolerance may be lost)"
+            if empty is not None and empty.needs_order
+            else "dose change"
+        ),
+    )
 
     expected, discrepancy = _check_residual(
         pump, previous, pump.programs.all(), performed_at, aspirated_ml, discrepancy_reason, errors
@@ -172,6 +220,7 @@ def record_refill(
             bolus_mcg_per_day=bolus_mcg_per_day,
             stop_reason=stop_reason.strip() if daily_dose_mcg == 0 else "",
             ordered_by=ordered_by,
+            outside_prescriber=outside_prescriber.strip(),
             entered_by=actor,
         ),
         actor,
@@ -193,13 +242,65 @@ def record_refill(
             program=program,
             discrepancy=discrepancy,
             discrepancy_reason=discrepancy_reason.strip(),
+            empty_since=empty.empty_since if empty else None,
+            nothing_aspirated=bool(empty and empty.nothing_aspirated),
+            withdrawal_signs=signs,
             notes=notes,
         ),
         actor,
     )
     recompute_projection(pump, now)
-    signals.refill_recorded.send(sender=RefillVisit, refill=refill, pump=pump, actor=actor, now=now)
+    signals.refill_recorded.send(
+        sender=RefillVisit, refill=refill, pump=pump, actor=actor, now=now, after_empty=empty is not None
+    )
     return refill
+
+
+# --- refill after a projected empty reservoir (CLINICAL.md) -----------------------------------
+
+
+@dataclass(frozen=True)
+class EmptyReservoir:
+    """What the refill form warns about before saving, and the service records."""
+
+    empty_since: datetime | None  # the nominal empty time; None when only "nothing aspirated" says so
+    hours_empty: Decimal  # 0 when the empty time is unknown
+    nothing_aspirated: bool
+    needs_order: bool  # empty longer than the clinic's setting: restarting needs a physician's order
+
+
+def refill_after_empty(pump: Pump, performed_at: datetime, aspirated_ml: Decimal | None) -> EmptyReservoir | None:
+    """Whether a refill at ``performed_at`` comes after a projected empty reservoir (or aspirates
+    nothing where the projection expected at least the alarm threshold); None otherwise."""
+    if performed_at is None or timezone.is_naive(performed_at):
+        return None
+    previous = pump.refills.filter(performed_at__lt=performed_at).order_by("-performed_at").first()
+    return _empty_reservoir(pump, previous, pump.programs.all(), performed_at, aspirated_ml)
+
+
+def _empty_reservoir(pump, previous, programs, at, aspirated_ml) -> EmptyReservoir | None:
+    if previous is None or previous.volume_added_ml == 0:
+        # A first fill has nothing before it; a reservoir emptied on purpose (MRI) stopped therapy.
+        return None
+    fill = _fill_for(pump, previous, programs)
+    empty_at = depletion.time_reaching(fill, ZERO)
+    empty = empty_at is not None and at > empty_at
+    expected, tolerance, _out = residual_check(pump, previous, programs, at, aspirated_ml)
+    nothing = aspirated_ml is not None and expected is not None and expected >= pump.lra_ml and aspirated_ml < tolerance
+    if not (empty or nothing):
+        return None
+    hours = (
+        (Decimal((at - empty_at).total_seconds()) / 3600).quantize(Decimal("0.1"), rounding=ROUND_FLOOR)
+        if empty
+        else ZERO
+    )
+    limit = pump.patient.clinic.restart_order_after_empty_hours
+    return EmptyReservoir(
+        empty_since=empty_at if empty else None,
+        hours_empty=hours,
+        nothing_aspirated=nothing,
+        needs_order=empty and hours > limit,
+    )
 
 
 def expected_residual_ml(pump: Pump, at: datetime) -> Decimal | None:
@@ -257,6 +358,8 @@ AMENDABLE_REFILL_FIELDS = {
     "stop_reason",
     "discrepancy_reason",
     "dose_change_confirmed",
+    "ordered_by",
+    "outside_prescriber",
     "notes",
 }
 
@@ -292,6 +395,8 @@ def amend_refill(*, refill: RefillVisit, actor, amend_reason: str, now: datetime
         "notes": refill.notes,
     }
     confirmed = bool(changes.pop("dose_change_confirmed", False))
+    ordered_by = changes.pop("ordered_by", None)
+    outside_prescriber = changes.pop("outside_prescriber", None)
     values.update(changes)
     others = pump.refills.exclude(pk=refill.pk)
     previous = others.filter(performed_at__lt=refill.performed_at).order_by("-performed_at").first()
@@ -307,6 +412,8 @@ def amend_refill(*, refill: RefillVisit, actor, amend_reason: str, now: datetime
         now=now,
         previous=previous,
         following=following,
+        stop_reason=values["stop_reason"],
+        daily_dose_mcg=values["daily_dose_mcg"],
     )
     errors.pop("pump", None)  # an explanted pump's past refills can still be corrected
     values["daily_dose_mcg"] = constant_flow_dose(
@@ -317,6 +424,24 @@ def amend_refill(*, refill: RefillVisit, actor, amend_reason: str, now: datetime
     dose_changed = (values["daily_dose_mcg"], values["bolus_mcg_per_day"]) != (
         program.daily_dose_mcg,
         program.bolus_mcg_per_day,
+    )
+    # A nurse's amendment that changes the dose (from the program in effect before this refill)
+    # names the ordering physician, as the refill itself would have.
+    amends_dose = dose_changed or values["concentration_mcg_per_ml"] != program.concentration_mcg_per_ml
+    new_ordered_by = _ordering_physician(
+        pump,
+        actor,
+        ordered_by,
+        errors,
+        needs_order=amends_dose
+        and is_dose_change(
+            program_in_effect(pump, values["performed_at"], exclude_pk=program.pk),
+            values["daily_dose_mcg"],
+            values["bolus_mcg_per_day"],
+            values["concentration_mcg_per_ml"],
+        ),
+        outside_prescriber=outside_prescriber if outside_prescriber is not None else program.outside_prescriber,
+        performed_elsewhere=values["performed_elsewhere"],
     )
     if dose_changed:
         errors.update(
@@ -347,6 +472,10 @@ def amend_refill(*, refill: RefillVisit, actor, amend_reason: str, now: datetime
     program.daily_dose_mcg = values["daily_dose_mcg"]
     program.bolus_mcg_per_day = values["bolus_mcg_per_day"]
     program.stop_reason = values["stop_reason"].strip() if values["daily_dose_mcg"] == 0 else ""
+    if new_ordered_by is not None:
+        program.ordered_by = new_ordered_by
+    if outside_prescriber is not None:
+        program.outside_prescriber = outside_prescriber.strip()
     # History's change-reason column is short; the full reason is on the refill itself.
     program._change_reason = Truncator(f"Refill amended: {amend_reason.strip()}").chars(100)
     _save(program, actor)
