@@ -30,6 +30,10 @@ is_clinic_admin = _has_role_predicate("is_clinic_admin", {Role.CLINIC_ADMIN})
 
 # read patients, pumps, visits of own clinics
 rules.add_perm("patients.view_record", is_member)
+# register and edit patients: demographics, contacts, risk flags, status (clinic admins too)
+rules.add_perm("patients.register_patient", is_member)
+# implant, edit, explant and replace pumps (not clinic admins)
+rules.add_perm("patients.manage_pump", is_care_staff)
 # record refills, events, appointments; change a dose program (a nurse names the ordering physician)
 rules.add_perm("patients.record_care", is_care_staff)
 rules.add_perm("patients.change_program", is_care_staff)

@@ -339,6 +339,9 @@ SPECTACULAR_SETTINGS = {
         "AppointmentKindEnum": "patients.models.Appointment.Kind",
         "PumpEventKindEnum": "patients.models.PumpEvent.Kind",
         "AppointmentStatusEnum": "patients.models.Appointment.Status",
+        "PatientStatusEnum": "patients.models.Patient.Status",
+        "PumpStatusEnum": "patients.models.Pump.Status",
+        "ExplantReasonEnum": "patients.models.Pump.ExplantReason",
     },
 }
 

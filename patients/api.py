@@ -6,6 +6,7 @@ the body (400 per field), call the one service function (its refusals: 400 per f
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
@@ -13,7 +14,7 @@ from rest_framework import status
 from rest_framework.response import Response
 
 from clinics.access import log_access, scope
-from clinics.api import ApiView, require, require_superuser
+from clinics.api import ApiView, as_api_error, require, require_superuser
 from clinics.models import AccessLog
 
 from . import services
@@ -22,12 +23,16 @@ from .serializers import (
     AppointmentCreateSerializer,
     AppointmentSerializer,
     PatientSerializer,
+    PatientUpdateSerializer,
     ProgramCreateSerializer,
     ProgramSerializer,
     ProjectionSerializer,
     PumpEventCreateSerializer,
     PumpEventSerializer,
+    PumpExplantSerializer,
+    PumpImplantSerializer,
     PumpModelSerializer,
+    PumpReplaceSerializer,
     PumpSerializer,
     PumpUpdateSerializer,
     RefillAmendSerializer,
@@ -60,6 +65,7 @@ class PumpActionView(PatientsApiView):
     permission = "patients.record_care"
 
     def get_pump(self) -> Pump:
+        """The pump in the user's scope (404), with the permission checked (403)."""
         pump = get_object_or_404(
             Pump.objects.for_user(self.request.user).select_related("patient__clinic", "pump_model"),
             pk=self.kwargs["pk"],
@@ -112,11 +118,11 @@ class PatientListView(PatientsApiView):
         return Response(self.serializer(PatientSerializer, self.get_queryset(), many=True).data)
 
     def post(self, request):
-        """Register a patient (care staff of that clinic)."""
-        require(request.user, "patients.record_care")
+        """Register a patient (staff of that clinic, clinic admins included)."""
+        require(request.user, "patients.register_patient")
         values = self.valid(PatientSerializer)
         clinic = values.pop("clinic")
-        require(request.user, "patients.record_care", clinic)
+        require(request.user, "patients.register_patient", clinic)
         patient = services.create_patient(clinic=clinic, actor=request.user, **values)
         return Response(self.serializer(PatientSerializer, patient).data, status=CREATED)
 
@@ -130,6 +136,80 @@ class PatientDetailView(PatientsApiView):
         patient = get_object_or_404(Patient.objects.for_user(request.user), pk=pk)
         log_access(request.user, AccessLog.Action.API, patient)
         return Response(self.serializer(PatientSerializer, patient).data)
+
+    @extend_schema(
+        request=PatientUpdateSerializer,
+        responses={200: PatientSerializer},
+        examples=[
+            OpenApiExample("Set a withdrawal-risk flag", {"sci_at_or_above_t6": True}, request_only=True),
+            OpenApiExample(
+                "Transfer from a date",
+                {
+                    "status": "transferred",
+                    "status_reason": "Moved to another state",
+                    "status_changed_on": "2026-05-01",
+                    "transferred_to": "Receiving clinic",
+                },
+                request_only=True,
+            ),
+        ],
+    )
+    def patch(self, request, pk):
+        """Edit the patient: demographics, contacts, risk flags and extra days (the due dates
+        follow at once), or the status with a reason and a date (DESIGN.md flow 7)."""
+        patient = get_object_or_404(Patient.objects.for_user(request.user).select_related("clinic"), pk=pk)
+        require(request.user, "patients.register_patient", patient)
+        values = self.valid(PatientUpdateSerializer, instance=patient, partial=True)
+        patient = services.update_patient(patient=patient, actor=request.user, **values)
+        return Response(self.serializer(PatientSerializer, Patient.objects.get(pk=patient.pk)).data)
+
+
+def _nest_fill_errors(exc: DjangoValidationError):
+    """A service refusal with the fill's fields under ``fill``, as the body nests them."""
+    api_error = as_api_error(exc)
+    detail = dict(api_error.detail)
+    fill = {key: detail.pop(key) for key in list(detail) if key in services.FILL_FIELDS}
+    if fill:
+        detail["fill"] = fill
+    api_error.detail = detail
+    return api_error
+
+
+class PumpImplantView(PatientsApiView):
+    """Implant a pump with its first fill and initial program, in one transaction."""
+
+    serializer_class = PumpImplantSerializer
+
+    @extend_schema(
+        request=PumpImplantSerializer,
+        responses={201: PumpSerializer},
+        examples=[
+            OpenApiExample(
+                "SynchroMed II 40 mL filled with 40 mL of 2000 mcg/mL at 150 mcg/day",
+                {
+                    "pump_model": 2,
+                    "serial_number": "NEW12345",
+                    "implanted_on": "2026-01-05",
+                    "fill": {
+                        "performed_at": "2026-01-05T09:00:00-07:00",
+                        "volume_added_ml": 40,
+                        "concentration_mcg_per_ml": 2000,
+                        "daily_dose_mcg": 150,
+                    },
+                },
+                request_only=True,
+            )
+        ],
+    )
+    def post(self, request, pk):
+        patient = get_object_or_404(Patient.objects.for_user(request.user).select_related("clinic"), pk=pk)
+        require(request.user, "patients.manage_pump", patient)
+        values = self.valid(PumpImplantSerializer, context={"clinic_id": patient.clinic_id})
+        try:
+            pump = services.implant_pump(patient=patient, actor=request.user, **values)
+        except DjangoValidationError as exc:
+            raise _nest_fill_errors(exc) from None
+        return Response(self.serializer(PumpSerializer, _pumps(request.user).get(pk=pump.pk)).data, status=CREATED)
 
 
 # --- pumps ----------------------------------------------------------------------------------------------
@@ -150,10 +230,10 @@ class PumpListView(PatientsApiView):
 
     def post(self, request):
         """Register a pump (care staff of the patient's clinic); the alarm threshold defaults to the model's."""
-        require(request.user, "patients.record_care")
+        require(request.user, "patients.manage_pump")
         values = self.valid(PumpSerializer)
         patient, pump_model = values.pop("patient"), values.pop("pump_model")
-        require(request.user, "patients.record_care", patient)
+        require(request.user, "patients.manage_pump", patient)
         pump = services.create_pump(patient=patient, pump_model=pump_model, actor=request.user, **values)
         return Response(self.serializer(PumpSerializer, _pumps(request.user).get(pk=pump.pk)).data, status=CREATED)
 
@@ -162,6 +242,7 @@ class PumpDetailView(PumpActionView):
     """One pump with its projection; PATCH changes its settings or records its explant."""
 
     serializer_class = PumpSerializer
+    permission = "patients.manage_pump"
 
     def get(self, request, pk):
         """One pump with its projection judged now."""
@@ -180,6 +261,46 @@ class PumpDetailView(PumpActionView):
         values = self.valid(PumpUpdateSerializer, instance=pump, partial=True, context=self.pump_context(pump))
         services.update_pump(pump=pump, actor=request.user, **values)
         return Response(self.serializer(PumpSerializer, _pumps(request.user).get(pk=pump.pk)).data)
+
+
+class PumpExplantView(PumpActionView):
+    """Explant the pump: it leaves the worklist and the scan, its scanned alerts resolve."""
+
+    serializer_class = PumpExplantSerializer
+    permission = "patients.manage_pump"
+
+    @extend_schema(
+        request=PumpExplantSerializer,
+        responses={200: PumpSerializer},
+        examples=[
+            OpenApiExample(
+                "Explant for infection", {"explanted_on": "2026-03-01", "reason": "infection"}, request_only=True
+            )
+        ],
+    )
+    def post(self, request, pk):
+        pump = self.get_pump()
+        values = self.valid(PumpExplantSerializer)
+        services.explant_pump(pump=pump, actor=request.user, **values)
+        return Response(self.serializer(PumpSerializer, _pumps(request.user).get(pk=pump.pk)).data)
+
+
+class PumpReplaceView(PumpActionView):
+    """Explant the pump and implant its successor with the first fill, in one step; the new
+    pump's first dose is checked against the old pump's last dose."""
+
+    serializer_class = PumpReplaceSerializer
+    permission = "patients.manage_pump"
+
+    @extend_schema(request=PumpReplaceSerializer, responses={201: PumpSerializer})
+    def post(self, request, pk):
+        pump = self.get_pump()
+        values = self.valid(PumpReplaceSerializer, context=self.pump_context(pump))
+        try:
+            new = services.replace_pump(pump=pump, actor=request.user, **values)
+        except DjangoValidationError as exc:
+            raise _nest_fill_errors(exc) from None
+        return Response(self.serializer(PumpSerializer, _pumps(request.user).get(pk=new.pk)).data, status=CREATED)
 
 
 class ProjectionView(PatientsApiView):

@@ -87,8 +87,15 @@ class PumpModelSerializer(StrictInputMixin, serializers.ModelSerializer):
 # --- patients -------------------------------------------------------------------------------------
 
 
+PATIENT_RISK_HELP = "A withdrawal-risk flag widens the refill margin by the clinic's high-risk extra days."
+
+
 class PatientSerializer(StrictInputMixin, serializers.Serializer):
-    """A patient of one of the user's clinics; the MRN is unique within the clinic."""
+    """A patient of one of the user's clinics; the MRN is unique within the clinic. The status
+    changes through ``PATCH`` with a reason and a date (``status``, ``status_reason``,
+    ``status_changed_on``, and for a transfer ``transferred_to``)."""
+
+    ignored_keys = frozenset({"pending_status_change"})
 
     id = serializers.IntegerField(read_only=True)
     clinic = ScopedPrimaryKeyRelatedField(Clinic, users_clinics)
@@ -96,6 +103,51 @@ class PatientSerializer(StrictInputMixin, serializers.Serializer):
     given_name = serializers.CharField(max_length=100)
     family_name = serializers.CharField(max_length=100)
     birth_date = PlausibleDateField()
+    phone = serializers.CharField(max_length=40, required=False, allow_blank=True)
+    caregiver_contact = serializers.CharField(
+        source="contact_notes", **TEXT, required=False, help_text="Carer or emergency contact."
+    )
+    sci_at_or_above_t6 = StrictBooleanField(required=False, help_text=PATIENT_RISK_HELP)
+    communication_difficulty = StrictBooleanField(required=False, help_text=PATIENT_RISK_HELP)
+    prior_withdrawal = StrictBooleanField(required=False, help_text=PATIENT_RISK_HELP)
+    extra_margin_days = serializers.IntegerField(
+        min_value=0, max_value=60, required=False, help_text="Extra days of margin (travel, distance)."
+    )
+    renal_impairment = StrictBooleanField(required=False)
+    cns_depressants = StrictBooleanField(required=False)
+    pregnancy_or_breastfeeding = StrictBooleanField(required=False)
+    risk_notes = serializers.CharField(**TEXT, required=False)
+    status = serializers.ChoiceField(choices=Patient.Status.choices, read_only=True)
+    status_reason = serializers.CharField(read_only=True)
+    status_changed_on = serializers.DateField(read_only=True, allow_null=True)
+    transferred_to = serializers.CharField(read_only=True)
+    accepted_first_refill_on = serializers.DateField(read_only=True, allow_null=True)
+    pending_status_change = serializers.SerializerMethodField(
+        help_text="A transfer dated ahead, applied on its date: {status, effective_on, reason, transferred_to}."
+    )
+
+    @extend_schema_field(
+        {
+            "type": "object",
+            "nullable": True,
+            "properties": {
+                "status": {"type": "string"},
+                "effective_on": {"type": "string", "format": "date"},
+                "reason": {"type": "string"},
+                "transferred_to": {"type": "string"},
+            },
+        }
+    )
+    def get_pending_status_change(self, patient):
+        change = services.pending_status_change(patient)
+        if change is None:
+            return None
+        return {
+            "status": change.status,
+            "effective_on": change.effective_on.isoformat(),
+            "reason": change.reason,
+            "transferred_to": change.transferred_to,
+        }
 
     def validate(self, attrs):
         clinic = attrs["clinic"]
@@ -103,6 +155,49 @@ class PatientSerializer(StrictInputMixin, serializers.Serializer):
             raise serializers.ValidationError({"birth_date": ["A birth date cannot be in the future."]})
         if Patient.objects.filter(clinic=clinic, mrn=attrs["mrn"]).exists():
             raise serializers.ValidationError({"mrn": ["A patient with this MRN already exists in this clinic."]})
+        return attrs
+
+
+class PatientUpdateSerializer(StrictInputMixin, serializers.Serializer):
+    """The fields a PATCH may change; a risk flag or the extra days recompute the due dates at
+    once. A status change needs ``status_reason``; ``status_changed_on`` defaults to today and
+    only a transfer may be dated ahead (it takes effect on its date)."""
+
+    UNCHANGEABLE = ("clinic",)
+    ignored_keys = frozenset({"id", "clinic", "pending_status_change"})
+
+    mrn = serializers.CharField(max_length=40, required=False)
+    given_name = serializers.CharField(max_length=100, required=False)
+    family_name = serializers.CharField(max_length=100, required=False)
+    birth_date = PlausibleDateField(required=False)
+    phone = serializers.CharField(max_length=40, required=False, allow_blank=True)
+    caregiver_contact = serializers.CharField(source="contact_notes", **TEXT, required=False)
+    sci_at_or_above_t6 = StrictBooleanField(required=False, help_text=PATIENT_RISK_HELP)
+    communication_difficulty = StrictBooleanField(required=False, help_text=PATIENT_RISK_HELP)
+    prior_withdrawal = StrictBooleanField(required=False, help_text=PATIENT_RISK_HELP)
+    extra_margin_days = serializers.IntegerField(min_value=0, max_value=60, required=False)
+    renal_impairment = StrictBooleanField(required=False)
+    cns_depressants = StrictBooleanField(required=False)
+    pregnancy_or_breastfeeding = StrictBooleanField(required=False)
+    risk_notes = serializers.CharField(**TEXT, required=False)
+    status = serializers.ChoiceField(choices=Patient.Status.choices, required=False)
+    status_reason = serializers.CharField(max_length=255, required=False, allow_blank=True)
+    status_changed_on = PlausibleDateField(required=False)
+    transferred_to = serializers.CharField(max_length=255, required=False, allow_blank=True)
+    accepted_first_refill_on = PlausibleDateField(required=False, allow_null=True)
+
+    def validate(self, attrs):
+        patient = self.instance
+        errors = {}
+        if "clinic" in self.initial_data and str(self.initial_data["clinic"]) != str(patient.clinic_id):
+            errors["clinic"] = ["A patient cannot move clinics: record a transfer instead."]
+        if "birth_date" in attrs and attrs["birth_date"] > timezone.now().astimezone(patient.clinic.zone).date():
+            errors["birth_date"] = ["A birth date cannot be in the future."]
+        mrn = attrs.get("mrn")
+        if mrn is not None and Patient.objects.filter(clinic=patient.clinic, mrn=mrn).exclude(pk=patient.pk).exists():
+            errors["mrn"] = ["A patient with this MRN already exists in this clinic."]
+        if errors:
+            raise serializers.ValidationError(errors)
         return attrs
 
 
@@ -158,6 +253,10 @@ class PumpSerializer(StrictInputMixin, ClinicZoneMixin, serializers.Serializer):
         **RATE, required=False, allow_null=True, min_value=Decimal("0.0001")
     )
     explanted_on = PlausibleDateField(required=False, allow_null=True)
+    status = serializers.ChoiceField(choices=Pump.Status.choices, read_only=True)
+    explant_reason = serializers.ChoiceField(choices=Pump.ExplantReason.choices, read_only=True, allow_blank=True)
+    replaces = serializers.IntegerField(source="replaces_id", read_only=True, allow_null=True)
+    end_of_service_on = serializers.DateField(read_only=True, allow_null=True)
     projection = ProjectionSerializer(read_only=True, allow_null=True)
 
     def clinic_zone(self, instance):
@@ -180,7 +279,9 @@ class PumpUpdateSerializer(StrictInputMixin, serializers.Serializer):
     back as it read it: unchanged identity fields pass, changed ones are refused."""
 
     UNCHANGEABLE = ("patient", "pump_model", "implanted_on")
-    ignored_keys = frozenset({"id", "projection", *UNCHANGEABLE})
+    ignored_keys = frozenset(
+        {"id", "projection", "status", "explant_reason", "replaces", "end_of_service_on", *UNCHANGEABLE}
+    )
 
     serial_number = serializers.CharField(max_length=60, required=False)
     lra_ml = volume(required=False, min_value=Decimal("0"))
@@ -214,6 +315,59 @@ class PumpUpdateSerializer(StrictInputMixin, serializers.Serializer):
         if errors:
             raise serializers.ValidationError(errors)
         return attrs
+
+
+# --- implant, explant, replace -----------------------------------------------------------------------
+
+
+class FirstFillSerializer(StrictInputMixin, serializers.Serializer):
+    """The first fill and initial program of a new pump (no expected residual; a nurse names the
+    ordering physician: a first fill is always a dose change)."""
+
+    performed_at = AwareDateTimeField()
+    aspirated_ml = volume(default=Decimal("0"))
+    volume_added_ml = volume()
+    concentration_mcg_per_ml = concentration()
+    daily_dose_mcg = dose(default=None, allow_null=True, help_text="Constant-flow pumps: omit (follows the flow).")
+    bolus_mcg_per_day = dose(required=False)
+    drug_product = serializers.PrimaryKeyRelatedField(
+        queryset=DrugProduct.objects.filter(is_active=True), required=False, allow_null=True
+    )
+    drug_lot = serializers.CharField(max_length=60, required=False, allow_blank=True)
+    drug_expires_on = PlausibleDateField(required=False, allow_null=True)
+    dose_change_confirmed = StrictBooleanField(required=False)
+    ordered_by = ScopedPrimaryKeyRelatedField(User, clinic_staff, required=False, allow_null=True)
+    notes = serializers.CharField(**TEXT, required=False)
+
+
+class PumpImplantSerializer(StrictInputMixin, serializers.Serializer):
+    """A new pump with its first fill, in one transaction; ``lra_ml`` defaults to the model's."""
+
+    pump_model = ScopedPrimaryKeyRelatedField(PumpModel, active_pump_models)
+    serial_number = serializers.CharField(max_length=60)
+    implanted_on = PlausibleDateField()
+    lra_ml = volume(required=False, min_value=Decimal("0"))
+    assigned_nurse = ScopedPrimaryKeyRelatedField(User, clinic_staff, required=False, allow_null=True)
+    eri_on = PlausibleDateField(required=False, allow_null=True)
+    flow_rate_ml_per_day = serializers.DecimalField(
+        **RATE, required=False, allow_null=True, min_value=Decimal("0.0001")
+    )
+    fill = FirstFillSerializer()
+
+
+class PumpReplaceSerializer(PumpImplantSerializer):
+    """Explant the pump (reason: replacement) and implant its successor with the first fill."""
+
+    explanted_on = PlausibleDateField()
+    explant_notes = serializers.CharField(**TEXT, required=False)
+
+
+class PumpExplantSerializer(StrictInputMixin, serializers.Serializer):
+    """An explant: the date and the reason; the pump leaves the worklist and the scan."""
+
+    explanted_on = PlausibleDateField()
+    reason = serializers.ChoiceField(choices=Pump.ExplantReason.choices)
+    notes = serializers.CharField(**TEXT, required=False)
 
 
 # --- refills -----------------------------------------------------------------------------------------

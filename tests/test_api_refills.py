@@ -77,6 +77,7 @@ def test_worked_example_through_the_api(pump, nurse):
         "drug_expires_at": "2026-07-04T09:00:00-07:00",
         "refill_due_on": "2026-04-29",
         "unmoved_refill_due_on": "2026-04-29",
+        "end_of_service_on": None,  # no ERI date known
         "status": "ok",
     }
 

@@ -32,7 +32,10 @@ CONTRACT = {
     "/api/v1/clinics/": {"get", "post"},
     "/api/v1/pump-models/": {"get", "post"},
     "/api/v1/patients/": {"get", "post"},
-    "/api/v1/patients/{id}/": {"get"},
+    "/api/v1/patients/{id}/": {"get", "patch"},
+    "/api/v1/patients/{id}/pumps/": {"post"},
+    "/api/v1/pumps/{id}/explant/": {"post"},
+    "/api/v1/pumps/{id}/replace/": {"post"},
     "/api/v1/pumps/": {"get", "post"},
     "/api/v1/pumps/{id}/": {"get", "patch"},
     "/api/v1/pumps/{id}/refills/": {"post"},
@@ -118,7 +121,7 @@ def world(db, clinic):
     request_finished.disconnect(close_old_connections)
     superuser = UserFactory(username="fuzz-root", is_superuser=True, is_staff=True)
     nurse = member(clinic, Role.NURSE, username="fuzz-nurse")
-    member(clinic, Role.PHYSICIAN, username="fuzz-physician")
+    physician = member(clinic, Role.PHYSICIAN, username="fuzz-physician")
     pump = PumpFactory(patient=PatientFactory(clinic=clinic))
     # Filled well before the documented examples' times, so those examples are accepted.
     refill = services.record_refill(
@@ -129,6 +132,7 @@ def world(db, clinic):
         volume_added_ml=40,
         concentration_mcg_per_ml=2000,
         daily_dose_mcg=600,
+        ordered_by=physician,
     )
     appointment = Appointment.objects.create(
         pump=pump, kind="refill", scheduled_for=timezone.now() + timedelta(days=30), created_by=nurse

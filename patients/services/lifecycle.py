@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils.text import Truncator
 
@@ -53,6 +53,13 @@ FILL_FIELDS = {
     "withdrawal_signs",
     "notes",
 }
+
+
+def _allowed(actor, perm: str, obj) -> None:
+    """The role table (clinics/rules.py): a clinic admin registers patients but never touches a
+    pump. The system (commands: ``actor`` None) passes."""
+    if actor is not None and not actor.has_perm(perm, obj):
+        raise PermissionDenied(f"Your role in this clinic does not allow this ({perm}).")
 
 
 def _today(clinic, now: datetime) -> date:
@@ -105,6 +112,7 @@ def implant_pump(
     unknown = set(fill) - FILL_FIELDS
     if unknown:
         _refuse(dict.fromkeys(sorted(unknown), "This is not part of a first fill."))
+    _allowed(actor, "patients.manage_pump", patient)
     patient = Patient.objects.select_related("clinic").select_for_update(of=("self",)).get(pk=patient.pk)
     clinic = patient.clinic
     errors: dict[str, str] = {}
@@ -200,6 +208,7 @@ def explant_pump(
     """Explant a pump (replacement, infection, no longer needed, death): it leaves the worklist
     and the scan, its scanned alerts resolve, its appointments from that day are cancelled."""
     now = _now(now)
+    _allowed(actor, "patients.manage_pump", pump)
     pump = _lock_pump(pump.pk)
     clinic = pump.patient.clinic
     errors: dict[str, str] = {}
@@ -307,6 +316,7 @@ def change_patient_status(
     A new change supersedes one still waiting. Nothing is deleted.
     """
     now = _now(now)
+    _allowed(actor, "patients.register_patient", patient)
     patient = Patient.objects.select_related("clinic").select_for_update(of=("self",)).get(pk=patient.pk)
     today = _today(patient.clinic, now)
     reason = (reason or "").strip()

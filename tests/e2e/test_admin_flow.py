@@ -50,6 +50,7 @@ def ironwood_clinic():
     clinic = ClinicFactory(name="Ironwood Pump Clinic (test)", timezone="America/Phoenix")
     admin = member(clinic, Role.CLINIC_ADMIN, username="ada", first_name="Ada", last_name="Admin")
     nurse = member(clinic, Role.NURSE, username="nico", first_name="Nico", last_name="Nurse")
+    physician = member(clinic, Role.PHYSICIAN, username="phoebe", first_name="Phoebe", last_name="Physician")
     pump = PumpFactory(
         patient=PatientFactory(clinic=clinic, family_name="Paloverde", given_name="Sam", mrn="IRON0001"),
         pump_model=model,
@@ -66,6 +67,7 @@ def ironwood_clinic():
         daily_dose_mcg=D("600"),
         drug_product=drug,
         drug_lot="LOT-IRON-1",
+        ordered_by=physician,  # a first fill is a dose change: the nurse names the physician
         now=filled_at,
     )
     services.amend_refill(
