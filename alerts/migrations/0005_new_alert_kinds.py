@@ -5,7 +5,11 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
+<<<<<<<< HEAD:alerts/migrations/0005_new_alert_kinds.py
         ("alerts", "0004_on_call_rotas"),
+========
+        ("alerts", "0003_alert_event_subject_at"),
+>>>>>>>> 1e8d2de (alerts migration after main's 0003):alerts/migrations/0004_new_alert_kinds.py
     ]
 
     operations = [
