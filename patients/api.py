@@ -54,7 +54,7 @@ def _pumps(user):
     """The user's pumps with everything a pump's representation reads, in one query."""
     return (
         Pump.objects.for_user(user)
-        .select_related("patient__clinic", "projection")
+        .select_related("patient__clinic", "projection", "pump_model")
         .order_by("patient__family_name", "patient__given_name", "id")
     )
 
@@ -110,7 +110,7 @@ class PatientListView(PatientsApiView):
     serializer_class = PatientSerializer
 
     def get_queryset(self):
-        return Patient.objects.for_user(self.request.user)
+        return Patient.objects.for_user(self.request.user).prefetch_related(services.PENDING_STATUS_PREFETCH)
 
     @extend_schema(operation_id="v1_patients_list", responses={200: PatientSerializer(many=True)})
     def get(self, request):

@@ -306,3 +306,26 @@ def test_nurse_amendment_and_program_change_without_a_physician_are_400_on_order
             format="json",
         )
         assert response.status_code == 200 and response.json()["ordered_by"] == physician.pk
+
+
+@pytest.mark.django_db
+def test_patient_list_queries_do_not_grow_with_pending_transfers(clinic, nurse):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def list_queries():
+        client = client_for(nurse)
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get(url("api-patients")).status_code == 200
+        return len(queries)
+
+    def add_patients(count):
+        for _ in range(count):
+            pump = filled_pump(clinic, nurse)
+            body = {"status": "transferred", "status_reason": "Moving", "status_changed_on": "2026-05-10"}
+            assert patch_patient(nurse, pump.patient, {**body, "transferred_to": "X"}).status_code == 200
+
+    add_patients(1)
+    small = list_queries()
+    add_patients(3)
+    assert list_queries() == small

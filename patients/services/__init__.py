@@ -29,6 +29,7 @@ from .events import (
 )
 from .lifecycle import (
     FILL_FIELDS,
+    PENDING_STATUS_PREFETCH,
     apply_due_status_changes,
     change_patient_status,
     explant_pump,
@@ -143,6 +144,7 @@ __all__ = [
     "change_patient_status",
     "apply_due_status_changes",
     "pending_status_change",
+    "PENDING_STATUS_PREFETCH",
     "handover_summary",
     "STATUS_FIELDS",
 ]

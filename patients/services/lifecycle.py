@@ -13,6 +13,7 @@ from decimal import Decimal
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models import Prefetch
 from django.utils.text import Truncator
 
 from clinics.system import get_system_user
@@ -423,8 +424,21 @@ def apply_due_status_changes(now: datetime | None = None) -> int:
     return applied
 
 
+# For lists: each patient's waiting change in one query (``pending_status_change`` reads it).
+PENDING_STATUS_PREFETCH = Prefetch(
+    "status_changes",
+    queryset=PatientStatusChange.objects.filter(applied_at__isnull=True, cancelled_at__isnull=True).order_by(
+        "-recorded_at", "-id"
+    ),
+    to_attr="pending_status_changes",
+)
+
+
 def pending_status_change(patient: Patient) -> PatientStatusChange | None:
     """The change waiting for its date (a transfer dated ahead), if any."""
+    prefetched = getattr(patient, "pending_status_changes", None)
+    if prefetched is not None:
+        return prefetched[0] if prefetched else None
     return (
         patient.status_changes.filter(applied_at__isnull=True, cancelled_at__isnull=True)
         .order_by("-recorded_at", "-id")

@@ -2,6 +2,9 @@
 
 Every name, MRN and serial number here is invented. Idempotent: running it again creates only
 what is missing and prints new passwords for the demo logins. Refused when DEBUG is off.
+Everything goes through the services the pages use: patients registered (with each withdrawal-risk
+flag among them), pumps implanted with their first fill, refills, one patient transferred, one
+pump explanted and replaced.
 """
 
 import random
@@ -31,6 +34,8 @@ SCENARIOS = [
     ("recently refilled", 5, D("600"), D("2000"), "SynchroMed II 40 mL"),
     ("recently refilled", 20, D("450"), D("2000"), "SynchroMed II 40 mL"),
     ("recently refilled", 12, D("150"), D("500"), "SynchroMed II 20 mL"),
+    ("transferred", 50, D("500"), D("2000"), "SynchroMed II 40 mL"),
+    ("explanted and replaced", 20, D("550"), D("2000"), "SynchroMed II 40 mL"),
     ("ok", 40, D("600"), D("2000"), "SynchroMed II 40 mL"),
     ("ok", 60, D("300"), D("2000"), "Prometra II 40 mL"),
     ("due soon", 105, D("600"), D("2000"), "SynchroMed II 40 mL"),
@@ -154,7 +159,6 @@ class Command(BaseCommand):
         if n >= len(SCENARIOS) * 2:
             # Beyond the hand-made set, spread pumps over the whole cycle.
             days_ago = rng.randint(1, 125)
-        high_risk = n % 7 == 3
         patient = services.create_patient(
             clinic=clinic,
             actor=nurse,
@@ -163,7 +167,10 @@ class Command(BaseCommand):
             family_name=rng.choice(FAMILY),
             birth_date=date(1950 + rng.randint(0, 55), rng.randint(1, 12), rng.randint(1, 28)),
             phone=f"+1 555 01{n % 100:02d} (fictional)",
-            sci_at_or_above_t6=high_risk,
+            # Each withdrawal-risk flag appears in the caseload (Gablofen label).
+            sci_at_or_above_t6=n % 7 == 3,
+            communication_difficulty=n % 7 == 4,
+            prior_withdrawal=n % 7 == 5,
             extra_margin_days=3 if n % 11 == 5 else 0,
         )
         pump_model = PumpModel.objects.get(name=model_name)
@@ -172,38 +179,67 @@ class Command(BaseCommand):
             pump_fields["flow_rate_ml_per_day"] = D("0.25")
         if scenario == "ERI approaching":
             pump_fields["eri_on"] = (now + timedelta(days=100)).date()
-        pump = services.create_pump(
-            patient=patient,
-            pump_model=pump_model,
-            actor=nurse,
-            serial_number=f"DEMO{n + 1:06d}",
-            implanted_on=(now - timedelta(days=900)).date(),
-            assigned_nurse=nurse,
-            **pump_fields,
-        )
         product = DrugProduct.objects.filter(concentration_mcg_per_ml=concentration).first()
         last_fill_at = (now - timedelta(days=days_ago, hours=rng.randint(0, 6))).replace(second=0, microsecond=0)
         history = 1 if n >= len(SCENARIOS) * 2 else 3
         fill_times = [last_fill_at - timedelta(days=90 * k) for k in reversed(range(history))]
-        for i, when in enumerate(fill_times):
-            aspirated = D("0")
-            if i > 0:
-                residual = services.expected_residual_ml(pump, when)
-                aspirated = max(D("0"), residual + D(rng.randint(-30, 30)) / 100)
-            volume = pump_model.reservoir_ml
-            services.record_refill(
+        replaced_at = None
+        if scenario == "explanted and replaced":
+            # The old pump's last fills, then the replacement with its own first fill.
+            replaced_at, fill_times = fill_times[-1], fill_times[:-1]
+
+        def fill(when, aspirated):
+            return {
+                "performed_at": when,
+                "aspirated_ml": aspirated,
+                "volume_added_ml": pump_model.reservoir_ml,
+                "concentration_mcg_per_ml": concentration,
+                "daily_dose_mcg": dose,
+                "drug_product": product,
+                "drug_lot": f"LOT{rng.randint(10000, 99999)}",
+                "dose_change_confirmed": True,
+                "ordered_by": physician,
+            }
+
+        pump = services.implant_pump(
+            patient=patient,
+            actor=nurse,
+            pump_model=pump_model,
+            serial_number=f"DEMO{n + 1:06d}",
+            implanted_on=(now - timedelta(days=900)).date(),
+            assigned_nurse=nurse,
+            fill=fill(fill_times[0], D("0")),
+            now=fill_times[0],
+            **pump_fields,
+        )
+        for when in fill_times[1:]:
+            residual = services.expected_residual_ml(pump, when)
+            aspirated = max(D("0"), residual + D(rng.randint(-30, 30)) / 100)
+            services.record_refill(pump=pump, actor=nurse, now=when, **fill(when, aspirated))
+        if replaced_at is not None:
+            replaced_on = replaced_at.astimezone(clinic.zone).date()
+            pump = services.replace_pump(
                 pump=pump,
+                actor=physician,
+                explanted_on=replaced_on,
+                explant_notes="Battery at end of service (demo)",
+                pump_model=pump_model,
+                serial_number=f"DEMO{n + 1:06d}R",
+                implanted_on=replaced_on,
+                assigned_nurse=nurse,
+                fill=fill(replaced_at, D("0")),
+                now=replaced_at,
+            )
+        if scenario == "transferred":
+            services.change_patient_status(
+                patient=patient,
                 actor=nurse,
-                performed_at=when,
-                aspirated_ml=aspirated,
-                volume_added_ml=volume,
-                concentration_mcg_per_ml=concentration,
-                daily_dose_mcg=dose,
-                drug_product=product,
-                drug_lot=f"LOT{rng.randint(10000, 99999)}",
-                dose_change_confirmed=True,
-                ordered_by=physician,
-                now=when,
+                status="transferred",
+                effective_on=(now - timedelta(days=3)).astimezone(clinic.zone).date(),
+                reason="Moved out of the area (demo)",
+                transferred_to="Mesa Pump Clinic (fictional)",
+                accepted_first_refill_on=(now + timedelta(days=30)).astimezone(clinic.zone).date(),
+                now=now,
             )
         if scenario == "stopped for MRI":
             services.change_program(
