@@ -242,11 +242,6 @@ class AmendRefillForm(RefillForm):
         help_text="Required. The original values stay in the record's history.",
     )
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        # An amendment corrects what was recorded; a new order is a program change, not an amendment.
-        del self.fields["ordered_by"]
-
     def amended_changes(self, refill) -> dict:
         """Only the values that differ from the stored refill (and its program)."""
         current = {
@@ -265,13 +260,16 @@ class AmendRefillForm(RefillForm):
             "notes": refill.notes,
         }
         wanted = self.service_kwargs()
-        wanted.pop("ordered_by", None)
+        # A nurse's amendment that changes the dose names the ordering physician (DESIGN.md).
+        ordered_by = wanted.pop("ordered_by", None)
         # The form shows minutes: an unchanged time must not be "amended" to its whole minute.
         if wanted["performed_at"] == refill.performed_at.replace(second=0, microsecond=0):
             wanted["performed_at"] = refill.performed_at
         changes = {k: v for k, v in wanted.items() if k in current and v != current[k]}
         if wanted["dose_change_confirmed"]:
             changes["dose_change_confirmed"] = True
+        if ordered_by is not None and changes:
+            changes["ordered_by"] = ordered_by
         return changes
 
 

@@ -297,3 +297,22 @@ def test_card_of_an_older_refill_points_to_the_latest(client, nurse, pump):
     client.force_login(nurse)
     text = client.get(reverse("refill-card", args=[first.pk])).content.decode()
     assert "A later refill has been recorded" in text
+
+
+@pytest.mark.django_db
+def test_nurse_amending_the_dose_names_the_ordering_physician_on_the_form(client, nurse, pump):
+    from .factories import clinic_physician
+
+    refill = pump.refills.get()
+    physician = clinic_physician(pump.patient.clinic)
+    client.force_login(nurse)
+    url = reverse("refill-amend", args=[refill.pk])
+    data = refill_data(performed_at="2026-01-05T09:00", aspirated_ml="0", daily_dose_mcg="650", amend_reason="Typo")
+    with time_machine.travel(at(2026, 1, 6, 9), tick=False):
+        refused = client.post(url, data)
+        assert refused.status_code == 200
+        assert "Name the physician who ordered" in refused.content.decode()
+        data["ordered_by"] = str(physician.pk)
+        assert client.post(url, data).status_code == 302
+    refill.refresh_from_db()
+    assert (refill.program.daily_dose_mcg, refill.program.ordered_by) == (D("650"), physician)
