@@ -78,7 +78,7 @@ def test_clinic_admin_may_edit_a_patients_risk_flags(clinic, clinic_admin, nurse
     pump = filled_pump(clinic, nurse)
     response = patch_patient(clinic_admin, pump.patient, {"communication_difficulty": True})
     assert response.status_code == 200, response.json()
-    assert PumpProjection.objects.get(pump=pump).refill_due_on == date(2026, 4, 26)
+    assert PumpProjection.objects.get(pump=pump).unmoved_refill_due_on == date(2026, 4, 26)
 
 
 # --- patients ------------------------------------------------------------------------------------------
@@ -103,7 +103,7 @@ def test_patch_patient_takes_every_field_and_moves_the_due_date(clinic, nurse):
         "Partner, +1 555 0198",
     )
     # 2026-05-06 − (7 + 3 + 2) days.
-    assert PumpProjection.objects.get(pump=pump).refill_due_on == date(2026, 4, 24)
+    assert PumpProjection.objects.get(pump=pump).unmoved_refill_due_on == date(2026, 4, 24)
 
 
 @pytest.mark.django_db

@@ -121,12 +121,12 @@ def test_a_new_risk_flag_moves_the_due_date_and_raises_open_alerts_a_cleared_one
     alert = Alert.objects.open().get(pump=pump)
     assert alert.severity == Severity.URGENT
     services.update_patient(patient=pump.patient, actor=nurse, sci_at_or_above_t6=True, now=overdue)
-    assert PumpProjection.objects.get(pump=pump).refill_due_on == date(2026, 4, 26)  # 7 + 3 days
+    assert PumpProjection.objects.get(pump=pump).unmoved_refill_due_on == date(2026, 4, 26)  # 7 + 3 days
     alert.refresh_from_db()
     assert alert.severity == Severity.CRITICAL
     services.update_patient(
         patient=pump.patient, actor=nurse, sci_at_or_above_t6=False, extra_margin_days=2, now=overdue
     )
-    assert PumpProjection.objects.get(pump=pump).refill_due_on == date(2026, 4, 27)  # 7 + 2 days
+    assert PumpProjection.objects.get(pump=pump).unmoved_refill_due_on == date(2026, 4, 27)  # 7 + 2 days
     alert.refresh_from_db()
     assert alert.severity == Severity.CRITICAL  # never lowered under a person's feet

@@ -69,7 +69,7 @@ def test_implant_with_first_fill_puts_the_pump_on_the_worklist_with_the_high_ris
     assert refill.program.ordered_by == physician and refill.program.entered_by == nurse
     assert pump.lra_ml == D("2.00") and pump in Pump.objects.in_service()
     # Worked example's conservative alarm 2026-05-06 minus 7 + 3 high-risk days.
-    assert PumpProjection.objects.get(pump=pump).refill_due_on == date(2026, 4, 26)
+    assert PumpProjection.objects.get(pump=pump).unmoved_refill_due_on == date(2026, 4, 26)
 
 
 @pytest.mark.django_db
@@ -176,7 +176,7 @@ def test_explant_for_infection_leaves_the_scan_resolves_scanned_alerts_and_keeps
         pump=pump, actor=nurse, kind=PumpEvent.Kind.CRITICAL_ALARM, occurred_at=OVERDUE, now=OVERDUE
     )
     appointment, _ = services.schedule_appointment(
-        pump=pump, actor=nurse, kind="device_check", scheduled_for=OVERDUE + timedelta(days=3), now=OVERDUE
+        pump=pump, actor=nurse, kind="device_check", scheduled_for=OVERDUE + timedelta(days=4), now=OVERDUE
     )
     services.explant_pump(
         pump=pump, actor=nurse, explanted_on=OVERDUE.date(), reason=Pump.ExplantReason.INFECTION, now=OVERDUE
@@ -304,7 +304,7 @@ def test_transfer_resolves_scanned_alerts_keeps_reviews_and_alarms_cancels_appoi
         pump_id=pump.pk, clinic_id=clinic.pk, kind=AlertKind.RESIDUAL_DISCREPANCY, severity=Severity.REVIEW, now=OVERDUE
     )
     appointment, _ = services.schedule_appointment(
-        pump=pump, actor=nurse, kind="refill", scheduled_for=OVERDUE + timedelta(days=2), now=OVERDUE
+        pump=pump, actor=nurse, kind="refill", scheduled_for=OVERDUE + timedelta(days=4), now=OVERDUE
     )
     transfer(pump.patient, nurse, OVERDUE.date(), OVERDUE, accepted_first_refill_on=date(2026, 5, 4))
 
