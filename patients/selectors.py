@@ -374,6 +374,7 @@ def preview_refill(
     drug_product: DrugProduct | None = None,
     drug_expires_on=None,
     now,
+    reference_programs=None,
 ) -> RefillPreview:
     """The projection a refill would start, with the same depletion functions and the same
     inputs as ``services.record_refill`` (expected residual, delivery samples, margins), on
@@ -384,10 +385,14 @@ def preview_refill(
     # The service's rules, with its refusals ignored here: the preview shows, the save judges.
     daily_dose_mcg = services.constant_flow_dose(pump, concentration_mcg_per_ml, daily_dose_mcg, {})
     daily_dose_mcg = daily_dose_mcg if daily_dose_mcg is not None else Decimal("0")
-    earlier_refills = list(
-        pump.refills.filter(performed_at__lt=performed_at).select_related("drug_product").order_by("performed_at")
-    )
-    earlier_programs = list(pump.programs.filter(effective_at__lt=performed_at).order_by("effective_at", "id"))
+    if pump.pk is None:
+        # A pump being implanted (the first fill's preview): no record yet.
+        earlier_refills, earlier_programs = [], []
+    else:
+        earlier_refills = list(
+            pump.refills.filter(performed_at__lt=performed_at).select_related("drug_product").order_by("performed_at")
+        )
+        earlier_programs = list(pump.programs.filter(effective_at__lt=performed_at).order_by("effective_at", "id"))
     previous = earlier_refills[-1] if earlier_refills else None
 
     expected, tolerance, out_of_tolerance = services.residual_check(
@@ -413,7 +418,8 @@ def preview_refill(
     )
     at = max(now, performed_at)
     projection, fill = services.project_record(pump, [*earlier_refills, refill], [*earlier_programs, program], at)
-    reference = services.last_nonzero_dose(earlier_programs)
+    # A replacement pump's first dose is compared with the old pump's last (``reference_programs``).
+    reference = services.last_nonzero_dose(earlier_programs if reference_programs is None else reference_programs)
     change_pct = services.dose_change_pct(daily_dose_mcg, reference)
     if change_pct is not None:
         change_pct = change_pct.quantize(Decimal("1"))
@@ -429,5 +435,57 @@ def preview_refill(
         reference_dose_mcg=reference,
         dose_change_pct=change_pct,
         projection=projection,
+        status=projection.status(at),
+    )
+
+
+@dataclass
+class ProgramPreview:
+    """What a dose change between refills would give: the new rate and the new projection."""
+
+    rate_ml_per_day: Decimal
+    total_mcg_per_day: Decimal
+    daily_dose_mcg: Decimal
+    reference_dose_mcg: Decimal | None
+    dose_change_pct: Decimal | None
+    concentration_mcg_per_ml: Decimal
+    projection: depletion.Projection
+    current: depletion.Projection | None
+    status: str
+
+
+def preview_program_change(
+    pump: Pump, *, effective_at, daily_dose_mcg: Decimal, bolus_mcg_per_day: Decimal, now
+) -> ProgramPreview | None:
+    """The projection after a program change, on an unsaved program (nothing is written); None
+    when the pump was never filled (``services.change_program`` refuses that)."""
+    from . import services
+
+    refills = list(pump.refills.select_related("drug_product").order_by("performed_at"))
+    if not refills or effective_at < refills[-1].performed_at:
+        return None
+    programs = list(pump.programs.order_by("effective_at", "id"))
+    earlier = [p for p in programs if p.effective_at <= effective_at]
+    program = Program(
+        pump=pump,
+        effective_at=effective_at,
+        concentration_mcg_per_ml=refills[-1].concentration_mcg_per_ml,
+        daily_dose_mcg=daily_dose_mcg,
+        bolus_mcg_per_day=bolus_mcg_per_day,
+    )
+    at = max(now, effective_at)
+    current, _ = services.project_record(pump, refills, programs, at)
+    projection, _fill = services.project_record(pump, refills, [*programs, program], at)
+    reference = services.last_nonzero_dose(earlier)
+    change_pct = services.dose_change_pct(daily_dose_mcg, reference)
+    return ProgramPreview(
+        rate_ml_per_day=program.rate_ml_per_day,
+        total_mcg_per_day=daily_dose_mcg + bolus_mcg_per_day,
+        daily_dose_mcg=daily_dose_mcg,
+        reference_dose_mcg=reference,
+        dose_change_pct=None if change_pct is None else change_pct.quantize(Decimal("1")),
+        concentration_mcg_per_ml=program.concentration_mcg_per_ml,
+        projection=projection,
+        current=current,
         status=projection.status(at),
     )

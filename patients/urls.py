@@ -1,12 +1,18 @@
 from django.urls import path
 
 from . import views
-from .views import calendar
+from .views import calendar, patient_records, pump_records
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("patients/new/", patient_records.patient_create, name="patient-create"),
+    path("patients/without-pump/", patient_records.patients_without_pump, name="patients-without-pump"),
     path("patients/<int:pk>/", views.patient_detail, name="patient-detail"),
+    path("patients/<int:pk>/edit/", patient_records.patient_edit, name="patient-edit"),
     path("pumps/<int:pk>/", views.pump_detail, name="pump-detail"),
+    path("pumps/<int:pk>/edit/", pump_records.pump_edit, name="pump-edit"),
+    path("pumps/<int:pk>/dose/", pump_records.program_change, name="program-change"),
+    path("pumps/<int:pk>/dose/preview/", pump_records.program_preview, name="program-preview"),
     path("pumps/<int:pk>/refill/", views.refill_create, name="refill-create"),
     path("pumps/<int:pk>/refill/preview/", views.refill_preview, name="refill-preview"),
     path("pumps/<int:pk>/appointments/new/", views.appointment_create, name="appointment-create"),

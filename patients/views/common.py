@@ -20,6 +20,12 @@ def require_care_staff(request, obj) -> None:
         raise PermissionDenied("Only nurses and physicians of this clinic record care.")
 
 
+def require_perm(request, perm: str, obj) -> None:
+    """A page for one row of the role table (clinics/rules.py); 403 without it."""
+    if not request.user.has_perm(perm, obj):
+        raise PermissionDenied("Your role in this clinic does not allow this.")
+
+
 def can_record_care(request, obj) -> bool:
     return request.user.has_perm(CARE_PERMISSION, obj)
 

@@ -84,6 +84,10 @@ def pump_detail(request, pk):
             "-performed_at"
         )
     )
+    for refill in refills:
+        refill.withdrawal_sign_labels = [
+            services.WITHDRAWAL_SIGNS.get(key, key) for key in getattr(refill, "withdrawal_signs", None) or []
+        ]
     appointments = list(pump.appointments.select_related("assigned_to").order_by("-scheduled_for", "-id"))
     events = list(pump.events.select_related("reported_by").order_by("-occurred_at", "-id"))
     for event in events:
@@ -136,9 +140,16 @@ def patient_detail(request, pk):
     pumps = list(
         patient.pumps.select_related("pump_model", "assigned_nurse", "projection").order_by("status", "-implanted_on")
     )
+    by_id = {pump.pk: pump for pump in pumps}
     for pump in pumps:
         pump.patient = patient  # the page already holds it: no query per pump
         pump.facts = describe_projection(pump, projection_of(pump), now)
+        pump.successor = None
+    for pump in pumps:
+        # A replacement links the new pump to the old one (``replaces``): both shown, linked.
+        pump.predecessor = by_id.get(getattr(pump, "replaces_id", None))
+        if pump.predecessor is not None:
+            pump.predecessor.successor = pump
     history, history_truncated = change_history([("Patient", patient.history.all())])
     context = {
         "patient": patient,
@@ -147,6 +158,7 @@ def patient_detail(request, pk):
         "history": history,
         "history_truncated": history_truncated,
         "can_record": can_record_care(request, patient),
+        "can_edit": request.user.has_perm("patients.register_patient", patient),
         **risk_context(patient),
     }
     return render(request, "patients/patient_detail.html", context)

@@ -8,7 +8,7 @@ from django.views.decorators.http import require_http_methods
 from clinics.models import Clinic
 
 from ..forms import WorklistFilterForm
-from ..models import Pump
+from ..models import Patient, Pump
 from ..selectors import NEVER_FILLED, TIER_LABELS, TIERS, tier_counts, worklist
 from .common import can_record_care
 from .records import describe_projection, projection_of
@@ -76,5 +76,9 @@ def home(request):
         "show_clinic": len(clinics) > 1,
         "zones": sorted({clinic.timezone for clinic in clinics}),
         "never_filled": NEVER_FILLED,
+        "without_pump": Patient.objects.for_user(request.user)
+        .active()
+        .exclude(pumps__status=Pump.Status.ACTIVE)
+        .count(),
     }
     return render(request, "patients/worklist.html", context)
