@@ -172,24 +172,33 @@ class RefillForm(forms.Form):
     def __init__(self, *args, pump, **kwargs):
         super().__init__(*args, **kwargs)
         self.pump = pump
-        clinic = pump.patient.clinic
+        self.set_up_fill_fields(pump.patient.clinic, pump.pump_model, pump.flow_rate_ml_per_day)
+
+    def set_up_fill_fields(self, clinic, pump_model, flow_rate_ml_per_day) -> None:
+        """Labels and choices of the fill's fields for this clinic and pump model (``pump_model``
+        None: chosen in the same form, as when implanting)."""
         self.fields["performed_at"].zone = clinic.zone
         self.fields["performed_at"].help_text = f"Clinic time ({clinic.timezone})."
         self.fields["ordered_by"].queryset = physicians_of(clinic.pk)
-        reservoir = pump.pump_model.reservoir_ml.normalize()
-        self.fields["volume_added_ml"].help_text = f"This reservoir holds {reservoir:f} mL: never overfill."
+        if pump_model is not None:
+            reservoir = pump_model.reservoir_ml.normalize()
+            self.fields["volume_added_ml"].help_text = f"This reservoir holds {reservoir:f} mL: never overfill."
         for name in ("aspirated_ml", "volume_added_ml"):
-            self.fields[name].widget.attrs.update({"inputmode": "decimal", "step": "0.01"})
+            if name in self.fields:
+                self.fields[name].widget.attrs.update({"inputmode": "decimal", "step": "0.01"})
         for name in ("daily_dose_mcg", "bolus_mcg_per_day", "concentration_mcg_per_ml"):
             self.fields[name].widget.attrs.update({"inputmode": "decimal"})
-        if pump.pump_model.is_constant_flow:
-            rate = (pump.flow_rate_ml_per_day or Decimal("0")).normalize()
+        if pump_model is not None and pump_model.is_constant_flow:
+            rate = (flow_rate_ml_per_day or Decimal("0")).normalize()
             self.fields[
                 "daily_dose_mcg"
             ].help_text = f"Constant-flow pump ({rate:f} mL/day): leave empty to take flow rate × concentration."
         self.helper = FormHelper()
         self.helper.form_tag = False
         self.helper.disable_csrf = True
+
+    def is_constant_flow(self) -> bool:
+        return self.pump.pump_model.is_constant_flow
 
     def clean_bolus_mcg_per_day(self):
         value = self.cleaned_data.get("bolus_mcg_per_day")
@@ -205,7 +214,7 @@ class RefillForm(forms.Form):
                 "concentration_mcg_per_ml", "Choose a catalogue product or type the compounded concentration."
             )
         dose_missing = data.get("daily_dose_mcg") is None and "daily_dose_mcg" not in self.errors
-        if dose_missing and not self.pump.pump_model.is_constant_flow:
+        if dose_missing and not self.is_constant_flow():
             self.add_error("daily_dose_mcg", "Give the daily dose in mcg/day.")
         return data
 

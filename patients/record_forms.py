@@ -1,5 +1,5 @@
-"""Forms of the record's life: registering and editing a patient, pump settings, and a dose
-change between refills. Like forms.py they only translate
+"""Forms of the record's life: registering and editing a patient, leaving care and coming back,
+pump settings, explant, and a dose change between refills. Like forms.py they only translate
 typed values; the services judge, and their refusals come back beside the fields."""
 
 from decimal import Decimal
@@ -8,8 +8,8 @@ from crispy_forms.helper import FormHelper
 from django import forms
 from django.utils import timezone
 
-from .forms import ClinicDateTimeField, DateInput, PersonChoiceField, dose_field, volume_field
-from .models import Patient
+from .forms import ClinicDateTimeField, DateInput, PersonChoiceField, RefillForm, dose_field, volume_field
+from .models import Patient, Pump, PumpModel
 from .selectors import care_staff_of, physicians_of
 
 
@@ -110,6 +110,51 @@ class PatientForm(forms.Form):
         return {name: value for name, value in wanted.items() if getattr(self.patient, name) != value}
 
 
+class PatientStatusForm(forms.Form):
+    """Leaving care (transferred, deceased) or coming back (active again), with a date and a reason."""
+
+    status = forms.ChoiceField(label="New status", choices=Patient.Status.choices, widget=forms.RadioSelect)
+    effective_on = forms.DateField(label="From", widget=DateInput(), help_text="Today or earlier.")
+    reason = forms.CharField(label="Reason", widget=forms.Textarea(attrs={"rows": 2}), max_length=500)
+    transferred_to = forms.CharField(label="Receiving clinic", required=False, max_length=255)
+    accepted_first_refill_on = forms.DateField(
+        label="First refill date the receiving clinic accepted",
+        required=False,
+        widget=DateInput(),
+        help_text="Their first refill: until then the pump is still ours to keep filled.",
+    )
+
+    def __init__(self, *args, patient, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.patient = patient
+        self.fields["status"].choices = [
+            (value, "Active again" if value == Patient.Status.ACTIVE else label)
+            for value, label in Patient.Status.choices
+            if value != patient.status
+        ]
+        self.helper = _helper()
+
+    def clean(self):
+        data = super().clean()
+        if data.get("status") == Patient.Status.TRANSFERRED:
+            if not (data.get("transferred_to") or "").strip():
+                self.add_error("transferred_to", "Name the clinic the patient is transferred to.")
+            if data.get("accepted_first_refill_on") is None:
+                self.add_error("accepted_first_refill_on", "Give the first refill date the receiving clinic accepted.")
+        return data
+
+    def service_kwargs(self) -> dict:
+        data = self.cleaned_data
+        transfer = data["status"] == Patient.Status.TRANSFERRED
+        return {
+            "status": data["status"],
+            "effective_on": data["effective_on"],
+            "reason": data["reason"].strip(),
+            "transferred_to": data["transferred_to"].strip() if transfer else "",
+            "accepted_first_refill_on": data["accepted_first_refill_on"] if transfer else None,
+        }
+
+
 # --- pumps -----------------------------------------------------------------------------------------
 
 
@@ -165,6 +210,18 @@ class PumpSettingsForm(forms.Form):
         return {name: value for name, value in self.service_kwargs().items() if getattr(pump, name) != value}
 
 
+class ExplantForm(forms.Form):
+    explanted_on = forms.DateField(label="Explanted on", widget=DateInput())
+    reason = forms.ChoiceField(label="Reason", choices=())
+    notes = forms.CharField(label="Notes", required=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        reasons = getattr(Pump, "ExplantReason", None)
+        self.fields["reason"].choices = reasons.choices if reasons is not None else []
+        self.helper = _helper()
+
+
 # --- a dose change between refills -------------------------------------------------------------------
 
 
@@ -217,3 +274,158 @@ class ProgramChangeForm(forms.Form):
             "stop_reason": data["stop_reason"],
             "dose_change_confirmed": data["dose_change_confirmed"],
         }
+
+
+# --- implant with first fill, and replacement ---------------------------------------------------------
+
+
+FILL_KEYS = (
+    "performed_at",
+    "aspirated_ml",
+    "volume_added_ml",
+    "concentration_mcg_per_ml",
+    "daily_dose_mcg",
+    "bolus_mcg_per_day",
+    "drug_product",
+    "drug_lot",
+    "drug_expires_on",
+    "dose_change_confirmed",
+    "ordered_by",
+    "notes",
+)
+
+
+class ImplantForm(RefillForm):
+    """A new pump and, in the same form, its first fill and initial program (one service call)."""
+
+    pump_model = forms.ModelChoiceField(
+        label="Pump model", queryset=PumpModel.objects.filter(is_active=True), empty_label="— choose —"
+    )
+    serial_number = forms.CharField(label="Serial number", max_length=60)
+    implanted_on = forms.DateField(label="Implanted on", widget=DateInput())
+    lra_ml = volume_field(
+        "Low-reservoir alarm threshold (mL)",
+        min_value=Decimal("0"),
+        required=False,
+        help_text="Leave empty for the model's default.",
+    )
+    assigned_nurse = PersonChoiceField(
+        label="Assigned nurse", queryset=None, required=False, empty_label="— unassigned —"
+    )
+    eri_on = forms.DateField(
+        label="Elective replacement indicator (ERI) date", required=False, widget=DateInput(), help_text="If known."
+    )
+    flow_rate_ml_per_day = forms.DecimalField(
+        label="Flow rate (mL/day)",
+        max_digits=8,
+        decimal_places=4,
+        required=False,
+        min_value=Decimal("0.0001"),
+        help_text="Constant-flow models only: measured at implant.",
+    )
+
+    # A first fill aspirates nothing and has no expected residual: no discrepancy, no stop.
+    LEFT_OUT = ("aspirated_ml", "performed_elsewhere", "discrepancy_reason", "stop_reason")
+
+    def __init__(self, *args, patient, reference_pump=None, **kwargs):
+        forms.Form.__init__(self, *args, **kwargs)
+        self.patient = patient
+        self.pump = None
+        self.reference_pump = reference_pump
+        for name in self.LEFT_OUT:
+            del self.fields[name]
+        clinic = patient.clinic
+        self.set_up_fill_fields(clinic, None, None)
+        self.fields["volume_added_ml"].label = "First fill — volume in the reservoir (mL)"
+        self.fields["ordered_by"].empty_label = "— choose —"
+        self.fields["ordered_by"].help_text = "A first fill is a dose order: a nurse names the physician."
+        self.fields["assigned_nurse"].queryset = care_staff_of([clinic.pk])
+        self.fields["lra_ml"].widget.attrs.update({"inputmode": "decimal"})
+        self.fields["flow_rate_ml_per_day"].widget.attrs.update({"inputmode": "decimal"})
+        models = {str(m.pk): m for m in self.fields["pump_model"].queryset}
+        self.model_facts = {
+            pk: {
+                "reservoir_ml": f"{m.reservoir_ml.normalize():f}",
+                "default_lra_ml": f"{m.default_lra_ml.normalize():f}",
+                "constant_flow": m.is_constant_flow,
+            }
+            for pk, m in models.items()
+        }
+
+    def chosen_model(self):
+        if hasattr(self, "cleaned_data") and self.cleaned_data.get("pump_model") is not None:
+            return self.cleaned_data["pump_model"]
+        return None
+
+    def is_constant_flow(self) -> bool:
+        model = self.chosen_model()
+        return model is not None and model.is_constant_flow
+
+    def clean(self):
+        self.cleaned_data["aspirated_ml"] = Decimal("0")
+        data = super().clean()
+        model = data.get("pump_model")
+        if model is not None:
+            rate = data.get("flow_rate_ml_per_day")
+            if model.is_constant_flow and not rate:
+                self.add_error("flow_rate_ml_per_day", "A constant-flow pump needs its measured flow rate (mL/day).")
+            if not model.is_constant_flow and rate:
+                self.add_error("flow_rate_ml_per_day", "Only constant-flow pumps have a fixed flow rate.")
+            volume = data.get("volume_added_ml")
+            if volume is not None and volume > model.reservoir_ml:
+                self.add_error(
+                    "volume_added_ml", f"This reservoir holds {model.reservoir_ml.normalize():f} mL: never overfill."
+                )
+        return data
+
+    def unsaved_pump(self) -> Pump | None:
+        """The pump as typed, unsaved, for the live preview; None until its model is chosen."""
+        data = self.cleaned_data
+        model = data.get("pump_model")
+        if model is None:
+            return None
+        pump = Pump(
+            patient=self.patient,
+            pump_model=model,
+            serial_number=data.get("serial_number") or "",
+            lra_ml=data.get("lra_ml") if data.get("lra_ml") is not None else model.default_lra_ml,
+            flow_rate_ml_per_day=data.get("flow_rate_ml_per_day") if model.is_constant_flow else None,
+        )
+        return pump
+
+    def fill_kwargs(self) -> dict:
+        data = self.cleaned_data
+        fill = {key: data.get(key) for key in FILL_KEYS}
+        fill["aspirated_ml"] = Decimal("0")
+        fill["drug_lot"] = (data.get("drug_lot") or "").strip()
+        fill["notes"] = data.get("notes") or ""
+        fill["dose_change_confirmed"] = bool(data.get("dose_change_confirmed"))
+        return fill
+
+    def implant_kwargs(self) -> dict:
+        data = self.cleaned_data
+        return {
+            "pump_model": data["pump_model"],
+            "serial_number": data["serial_number"].strip(),
+            "implanted_on": data["implanted_on"],
+            "lra_ml": data["lra_ml"],
+            "assigned_nurse": data["assigned_nurse"],
+            "eri_on": data["eri_on"],
+            "flow_rate_ml_per_day": data["flow_rate_ml_per_day"] if data["pump_model"].is_constant_flow else None,
+            "fill": self.fill_kwargs(),
+        }
+
+
+class ReplaceForm(ImplantForm):
+    """Explant the old pump and implant the new one with its first fill, in one step."""
+
+    explanted_on = forms.DateField(label="Old pump explanted on", widget=DateInput())
+
+    def clean(self):
+        data = super().clean()
+        explanted, implanted = data.get("explanted_on"), data.get("implanted_on")
+        if explanted and self.reference_pump and explanted < self.reference_pump.implanted_on:
+            self.add_error("explanted_on", "The old pump cannot be explanted before it was implanted.")
+        if explanted and implanted and implanted < explanted:
+            self.add_error("implanted_on", "The new pump is implanted on or after the old one's explant.")
+        return data

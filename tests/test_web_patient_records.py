@@ -67,7 +67,7 @@ def test_nurse_registers_a_high_risk_patient_from_the_form(client, clinic, nurse
     assert patient.history.first().history_user == nurse
     assert detail.status_code == 200
     page = detail.content.decode()
-    assert "Spinal cord injury at or above T6" in page and "Edit patient" in page
+    assert "Spinal cord injury at or above T6" in page and "Implant a pump" in page
 
 
 @pytest.mark.django_db
@@ -125,11 +125,10 @@ def test_member_of_two_clinics_chooses_the_clinic_and_cannot_pick_a_foreign_one(
 
 
 @pytest.mark.django_db
-def test_clearing_a_risk_flag_moves_the_due_date_later_at_once(client, clinic, nurse):
+def test_clearing_a_risk_flag_moves_the_due_date_three_days_later(client, clinic, nurse):
     pump = filled_pump(clinic, nurse, patient={"sci_at_or_above_t6": True})
-    # The worked example with the high-risk extra (7 + 3 days): 2026-05-06 − 10 = Sunday
-    # 2026-04-26, a closed day: moved to Friday 2026-04-24 (CLINICAL.md "Closed days").
-    assert PumpProjection.objects.get(pump=pump).refill_due_on == date(2026, 4, 24)
+    # The worked example with the high-risk extra (7 + 3 days): 2026-05-06 − 10 = 2026-04-26.
+    assert PumpProjection.objects.get(pump=pump).refill_due_on == date(2026, 4, 26)
     patient = pump.patient
     client.force_login(nurse)
     with time_machine.travel(TODAY, tick=False):
@@ -179,11 +178,13 @@ def test_clinic_admin_registers_and_edits_patients_but_sees_no_care_action(clien
     assert response.status_code == 302
     patient = Patient.objects.get(mrn="MRN-1001")
     page = client.get(reverse("patient-detail", args=[patient.pk])).content.decode()
-    assert "Edit patient" in page
+    assert "Edit patient" in page and "Change status" in page
+    assert reverse("pump-implant", args=[patient.pk]) not in page
+    assert client.get(reverse("pump-implant", args=[patient.pk])).status_code == 403
     assert client.get(reverse("patient-edit", args=[patient.pk])).status_code == 200
     pump = filled_pump(clinic, nurse)
     pump_page = client.get(reverse("pump-detail", args=[pump.pk])).content.decode()
-    for name in ("program-change", "pump-edit"):
+    for name in ("program-change", "pump-edit", "pump-explant", "pump-replace"):
         assert reverse(name, args=[pump.pk]) not in pump_page
         assert client.get(reverse(name, args=[pump.pk])).status_code == 403
 
@@ -192,7 +193,7 @@ def test_clinic_admin_registers_and_edits_patients_but_sees_no_care_action(clien
 def test_another_clinics_patient_is_not_found(client, nurse, other_clinic):
     stranger = PatientFactory(clinic=other_clinic)
     client.force_login(nurse)
-    for name in ("patient-edit",):
+    for name in ("patient-edit", "patient-status", "pump-implant"):
         assert client.get(reverse(name, args=[stranger.pk])).status_code == 404
 
 

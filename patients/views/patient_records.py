@@ -1,18 +1,21 @@
-"""Registering and editing patients, and the patients with no pump in service (explanted,
-awaiting a new one, or not yet implanted: they must not vanish)."""
+"""Registering and editing patients, leaving care and coming back, the handover summary, and the
+patients with no pump in service (explanted, awaiting a new one: they must not vanish)."""
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Max
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
-from clinics.models import Clinic
+from clinics.access import log_access
+from clinics.models import AccessLog, Clinic
 
 from .. import services
 from ..forms import add_refusal
 from ..models import Patient, Pump
-from ..record_forms import OTHER_RISK_FIELDS, WITHDRAWAL_RISK_FIELDS, PatientForm
+from ..record_forms import OTHER_RISK_FIELDS, WITHDRAWAL_RISK_FIELDS, PatientForm, PatientStatusForm
+from .common import get_pump
 
 EDIT_PATIENT = "patients.register_patient"
 
@@ -84,6 +87,43 @@ def patient_edit(request, pk):
         form = PatientForm(clinics=[patient.clinic], patient=patient, initial=initial)
     context = {**_form_context(form), "title": "Edit patient", "patient": patient}
     return render(request, "patients/patient_form.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+def patient_status(request, pk):
+    """Transferred, deceased, or active again: from a date, with a reason (nothing is deleted)."""
+    patient = _get_patient(request, pk)
+    _require_edit(request, patient)
+    today = timezone.now().astimezone(patient.clinic.zone).date()
+    if request.method == "POST":
+        form = PatientStatusForm(request.POST, patient=patient)
+        if form.is_valid():
+            try:
+                services.change_patient_status(patient=patient, actor=request.user, **form.service_kwargs())
+            except services.Refusal as refusal:
+                add_refusal(form, refusal)
+            else:
+                patient.refresh_from_db()
+                messages.success(request, f"Patient is now {patient.get_status_display().lower()}.")
+                return redirect("patient-detail", pk=patient.pk)
+    else:
+        form = PatientStatusForm(patient=patient, initial={"effective_on": today})
+    pumps = list(patient.pumps.filter(status=Pump.Status.ACTIVE).select_related("pump_model"))
+    return render(request, "patients/patient_status.html", {"form": form, "patient": patient, "pumps": pumps})
+
+
+@require_GET
+def handover_summary(request, pk):
+    """A one-page summary of a pump for the receiving clinic (printable)."""
+    pump = get_pump(request, pk)
+    patient = pump.patient
+    log_access(request.user, AccessLog.Action.VIEW, patient, detail=f"handover summary {pump.reference}")
+    summary = services.handover_summary(pump)
+    return render(
+        request,
+        "patients/handover_summary.html",
+        {"pump": pump, "patient": patient, "clinic": patient.clinic, "summary": summary},
+    )
 
 
 @require_GET

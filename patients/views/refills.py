@@ -73,7 +73,7 @@ def refill_create(request, pk):
     )
 
 
-def _preview_context(pump, form, now) -> dict:
+def _preview_context(pump, form, now, reference_programs=None) -> dict:
     """The preview of what the typed values would give; never writes anything."""
     if not form.is_bound:
         return {}
@@ -101,6 +101,7 @@ def _preview_context(pump, form, now) -> dict:
         drug_product=data.get("drug_product"),
         drug_expires_on=data.get("drug_expires_on"),
         now=now,
+        reference_programs=reference_programs,
     )
     capacity = pump.pump_model.reservoir_ml
     return {
