@@ -167,6 +167,19 @@ class RefillForm(forms.Form):
     performed_elsewhere = forms.CharField(
         label="Performed elsewhere (where and by whom)", required=False, max_length=255
     )
+    outside_prescriber = forms.CharField(
+        label="Outside prescriber (a refill done elsewhere)",
+        required=False,
+        max_length=255,
+        help_text="The prescriber there, when no physician of this clinic ordered the dose.",
+    )
+    withdrawal_signs = forms.MultipleChoiceField(
+        label="Withdrawal assessment: signs present now",
+        required=False,
+        choices=list(services.WITHDRAWAL_SIGNS.items()),
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Ask about each sign. Any of them raises the emergency pump alarm on saving.",
+    )
     notes = forms.CharField(label="Notes", required=False, widget=forms.Textarea(attrs={"rows": 2}))
 
     def __init__(self, *args, pump, **kwargs):
@@ -235,6 +248,8 @@ class RefillForm(forms.Form):
             "discrepancy_reason": data["discrepancy_reason"],
             "dose_change_confirmed": data["dose_change_confirmed"],
             "ordered_by": data.get("ordered_by"),
+            "outside_prescriber": data.get("outside_prescriber", "").strip(),
+            "withdrawal_signs": data.get("withdrawal_signs", []),
             "notes": data["notes"],
         }
 
@@ -250,6 +265,13 @@ class AmendRefillForm(RefillForm):
         widget=forms.Textarea(attrs={"rows": 2}),
         help_text="Required. The original values stay in the record's history.",
     )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The withdrawal assessment belongs to the visit as it happened; it is not amended.
+        del self.fields["withdrawal_signs"]
+        self.fields["ordered_by"].empty_label = "— none (the dose stays as recorded) —"
+        self.fields["ordered_by"].help_text = "Required when a nurse's correction changes the dose."
 
     def amended_changes(self, refill) -> dict:
         """Only the values that differ from the stored refill (and its program)."""
@@ -267,8 +289,10 @@ class AmendRefillForm(RefillForm):
             "stop_reason": refill.program.stop_reason,
             "discrepancy_reason": refill.discrepancy_reason,
             "notes": refill.notes,
+            "outside_prescriber": refill.program.outside_prescriber,
         }
         wanted = self.service_kwargs()
+        wanted.pop("withdrawal_signs", None)
         # A nurse's amendment that changes the dose names the ordering physician (DESIGN.md).
         ordered_by = wanted.pop("ordered_by", None)
         # The form shows minutes: an unchanged time must not be "amended" to its whole minute.

@@ -325,7 +325,14 @@ class ImplantForm(RefillForm):
     )
 
     # A first fill aspirates nothing and has no expected residual: no discrepancy, no stop.
-    LEFT_OUT = ("aspirated_ml", "performed_elsewhere", "discrepancy_reason", "stop_reason")
+    LEFT_OUT = (
+        "aspirated_ml",
+        "performed_elsewhere",
+        "outside_prescriber",
+        "discrepancy_reason",
+        "stop_reason",
+        "withdrawal_signs",
+    )
 
     def __init__(self, *args, patient, reference_pump=None, **kwargs):
         forms.Form.__init__(self, *args, **kwargs)

@@ -69,8 +69,22 @@ def refill_create(request, pk):
             "projection": projection_of(pump),
             "expected_residual_ml": services.expected_residual_ml(pump, now),
             "preview": _preview_context(pump, form, timezone.now()) if request.method == "POST" else None,
+            "empty": _empty_reservoir(pump, form),
         },
     )
+
+
+def _empty_reservoir(pump, form):
+    """Whether the refill as typed comes after a projected empty reservoir (the form says so
+    before saving and asks for the withdrawal assessment); None otherwise."""
+    if form.is_bound:
+        form.is_valid()
+        performed_at, aspirated_ml = form.cleaned_data.get("performed_at"), form.cleaned_data.get("aspirated_ml")
+    else:
+        performed_at, aspirated_ml = form.initial.get("performed_at"), form.initial.get("aspirated_ml")
+    if performed_at is None:
+        return None
+    return services.refill_after_empty(pump, performed_at, aspirated_ml)
 
 
 def _preview_context(pump, form, now, reference_programs=None) -> dict:
@@ -123,7 +137,14 @@ def refill_preview(request, pk):
     return render(
         request,
         "patients/_refill_preview.html",
-        {"pump": pump, "preview": _preview_context(pump, form, timezone.now())},
+        {
+            "pump": pump,
+            "form": form,
+            "preview": _preview_context(pump, form, timezone.now()),
+            # The warning and the withdrawal checklist sit in the form: swapped in out of band.
+            "empty": _empty_reservoir(pump, form),
+            "empty_oob": True,
+        },
     )
 
 
