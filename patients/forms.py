@@ -18,8 +18,11 @@ LOCAL_INPUT_FORMATS = ("%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", 
 
 
 def add_refusal(form: forms.Form, refusal) -> None:
-    """Show a service's refusal beside the fields it names (the rest above the form)."""
+    """Show a service's refusal beside the fields it names (the rest above the form). A form may
+    name its fields differently from the model (``refusal_aliases``: {service name: field})."""
+    aliases = getattr(form, "refusal_aliases", {})
     for field, messages in refusal.message_dict.items():
+        field = aliases.get(field, field)
         target = field if field in form.fields else None
         for message in messages:
             form.add_error(target, message)

@@ -113,8 +113,15 @@ class PatientForm(forms.Form):
 class PatientStatusForm(forms.Form):
     """Leaving care (transferred, deceased) or coming back (active again), with a date and a reason."""
 
+    # The service names the stored fields (status_reason, status_changed_on).
+    refusal_aliases = {"status_reason": "reason", "status_changed_on": "effective_on"}
+
     status = forms.ChoiceField(label="New status", choices=Patient.Status.choices, widget=forms.RadioSelect)
-    effective_on = forms.DateField(label="From", widget=DateInput(), help_text="Today or earlier.")
+    effective_on = forms.DateField(
+        label="From",
+        widget=DateInput(),
+        help_text="Today or earlier; a transfer may be dated ahead (the pump stays ours until then).",
+    )
     reason = forms.CharField(label="Reason", widget=forms.Textarea(attrs={"rows": 2}), max_length=500)
     transferred_to = forms.CharField(label="Receiving clinic", required=False, max_length=255)
     accepted_first_refill_on = forms.DateField(
