@@ -122,13 +122,13 @@ class PatientStatusForm(forms.Form):
         widget=DateInput(),
         help_text="Today or earlier; a transfer may be dated ahead (the pump stays ours until then).",
     )
-    reason = forms.CharField(label="Reason", widget=forms.Textarea(attrs={"rows": 2}), max_length=500)
+    reason = forms.CharField(label="Reason", widget=forms.Textarea(attrs={"rows": 2}), max_length=255)
     transferred_to = forms.CharField(label="Receiving clinic", required=False, max_length=255)
     accepted_first_refill_on = forms.DateField(
         label="First refill date the receiving clinic accepted",
         required=False,
         widget=DateInput(),
-        help_text="Their first refill: until then the pump is still ours to keep filled.",
+        help_text="Printed on the handover summary for the receiving clinic.",
     )
 
     def __init__(self, *args, patient, **kwargs):
@@ -140,15 +140,6 @@ class PatientStatusForm(forms.Form):
             if value != patient.status
         ]
         self.helper = _helper()
-
-    def clean(self):
-        data = super().clean()
-        if data.get("status") == Patient.Status.TRANSFERRED:
-            if not (data.get("transferred_to") or "").strip():
-                self.add_error("transferred_to", "Name the clinic the patient is transferred to.")
-            if data.get("accepted_first_refill_on") is None:
-                self.add_error("accepted_first_refill_on", "Give the first refill date the receiving clinic accepted.")
-        return data
 
     def service_kwargs(self) -> dict:
         data = self.cleaned_data
