@@ -137,7 +137,9 @@ def test_register_implant_change_dose_clear_flag_and_transfer(live_server, page,
     )
 
     # Transfer another patient: the pump leaves the worklist, its overdue alert resolves.
-    page.locator("table.worklist tbody tr", has_text="Overdale, Avery").get_by_role("link", name="Overdale, Avery").click()
+    page.locator("table.worklist tbody tr", has_text="Overdale, Avery").get_by_role(
+        "link", name="Overdale, Avery"
+    ).click()
     page.get_by_role("link", name="Overdale, Avery").first.click()
     page.get_by_role("link", name="Change status").click()
     today = timezone.now().astimezone(PHX).date()
