@@ -11,14 +11,16 @@ from ..forms import add_refusal
 from ..models import Patient, Pump
 from ..record_forms import ExplantForm, ImplantForm, ProgramChangeForm, PumpSettingsForm, ReplaceForm
 from ..selectors import preview_program_change
-from .common import get_pump, require_care_staff
+from .common import get_pump, require_care_staff, require_perm
 from .records import projection_of
 from .refills import _preview_context, plain
+
+MANAGE_PUMP = "patients.manage_pump"
 
 
 def _care_patient(request, pk):
     patient = get_object_or_404(Patient.objects.for_user(request.user).select_related("clinic"), pk=pk)
-    require_care_staff(request, patient)
+    require_perm(request, MANAGE_PUMP, patient)
     return patient
 
 
@@ -102,7 +104,7 @@ def pump_implant_preview(request, pk):
 def pump_replace(request, pk):
     """Explant this pump and implant its successor with a first fill, in one step."""
     old_pump = get_pump(request, pk)
-    require_care_staff(request, old_pump)
+    require_perm(request, MANAGE_PUMP, old_pump)
     patient = old_pump.patient
     now = timezone.now().replace(second=0, microsecond=0)
     if request.method == "POST":
@@ -129,7 +131,7 @@ def pump_replace(request, pk):
 def pump_edit(request, pk):
     """The pump's settings: assigned nurse, alarm threshold, ERI date, flow rate (with history)."""
     pump = get_pump(request, pk)
-    require_care_staff(request, pump)
+    require_perm(request, MANAGE_PUMP, pump)
     clinic = pump.patient.clinic
     if request.method == "POST":
         form = PumpSettingsForm(request.POST, clinic=clinic, pump_model=pump.pump_model)
@@ -159,7 +161,7 @@ def pump_edit(request, pk):
 @require_http_methods(["GET", "POST"])
 def pump_explant(request, pk):
     pump = get_pump(request, pk)
-    require_care_staff(request, pump)
+    require_perm(request, MANAGE_PUMP, pump)
     if request.method == "POST":
         form = ExplantForm(request.POST)
         if form.is_valid():

@@ -11,7 +11,7 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from alerts.models import Alert
+from alerts.models import REFILL_FAMILY, Alert, AlertKind
 from patients.models import Patient, Program, Pump
 
 from ..factories import PASSWORD
@@ -146,13 +146,19 @@ def test_register_implant_change_dose_clear_flag_and_transfer(live_server, page,
     page.get_by_label("Transferred").check()
     expect(page.get_by_label("From")).to_have_value(f"{today:%Y-%m-%d}")
     page.get_by_label("Reason").fill("Moved to Tucson; care handed over.")
-    page.get_by_label("Receiving clinic").fill("Tucson Spasticity Clinic (test)")
+    page.get_by_label("Receiving clinic", exact=True).fill("Tucson Spasticity Clinic (test)")
     page.get_by_label("First refill date the receiving clinic accepted").fill(f"{today + timedelta(days=2):%Y-%m-%d}")
     screenshot(page, "lifecycle-8-status", "patient-status")
     page.get_by_role("button", name="Save status").click()
     expect(page.locator(".record-header")).to_contain_text("Patient transferred")
     assert Patient.objects.get(pk=transferred_pump.patient_id).status == Patient.Status.TRANSFERRED
-    assert not Alert.objects.filter(pump=transferred_pump).open().exists()
+    # The overdue alert resolved with the transfer; only the "left the clinic's care" note to the
+    # nurse and physicians stays open (a wrong transfer must not silently stop alerting).
+    refill_alerts = Alert.objects.filter(pump=transferred_pump, kind__in=REFILL_FAMILY)
+    assert refill_alerts.exists() and not refill_alerts.filter(resolved_at__isnull=True).exists()
+    assert set(Alert.objects.filter(pump=transferred_pump).open().values_list("kind", flat=True)) == {
+        AlertKind.CARE_ENDED
+    }
     page.get_by_role("link", name="Handover summary").first.click()
     expect(page.get_by_role("heading", level=1)).to_contain_text("Handover summary")
     screenshot(page, "lifecycle-9-handover", "handover-summary")
