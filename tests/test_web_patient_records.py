@@ -125,10 +125,11 @@ def test_member_of_two_clinics_chooses_the_clinic_and_cannot_pick_a_foreign_one(
 
 
 @pytest.mark.django_db
-def test_clearing_a_risk_flag_moves_the_due_date_three_days_later(client, clinic, nurse):
+def test_clearing_a_risk_flag_moves_the_due_date_later_at_once(client, clinic, nurse):
     pump = filled_pump(clinic, nurse, patient={"sci_at_or_above_t6": True})
-    # The worked example with the high-risk extra (7 + 3 days): 2026-05-06 − 10 = 2026-04-26.
-    assert PumpProjection.objects.get(pump=pump).refill_due_on == date(2026, 4, 26)
+    # The worked example with the high-risk extra (7 + 3 days): 2026-05-06 − 10 = Sunday
+    # 2026-04-26, a closed day: moved to Friday 2026-04-24 (CLINICAL.md "Closed days").
+    assert PumpProjection.objects.get(pump=pump).refill_due_on == date(2026, 4, 24)
     patient = pump.patient
     client.force_login(nurse)
     with time_machine.travel(TODAY, tick=False):
