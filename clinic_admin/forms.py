@@ -301,3 +301,11 @@ class ClosureForm(forms.Form):
     def for_closure(cls, closure: ClinicClosure | None, data=None):
         initial = {} if closure is None else {f: getattr(closure, f) for f in ("first_day", "last_day", "reason")}
         return cls(data, initial=initial)
+
+
+class CaseloadUploadForm(forms.Form):
+    file = forms.FileField(
+        label="Caseload file (CSV or XLSX)",
+        help_text="The template's columns, one row per pump; at most 5 MB and 5,000 rows.",
+        widget=forms.ClearableFileInput(attrs={"accept": ".csv,.xlsx,text/csv"}),
+    )

@@ -3,7 +3,7 @@
 from django.urls import path
 
 from . import policy_views
-from .views import audit, clinic_settings, closures, rota, staff
+from .views import audit, caseload, clinic_settings, closures, rota, staff
 
 urlpatterns = [
     path("", staff.index, name="clinic-admin"),
@@ -41,6 +41,13 @@ urlpatterns = [
         "<int:clinic_id>/notifications/webhooks/<int:webhook_id>/active/",
         policy_views.webhook_active,
         name="clinic-webhook-active",
+    ),
+    path("<int:clinic_id>/import/", caseload.caseload_import, name="clinic-import"),
+    path("<int:clinic_id>/import/<int:upload_id>/commit/", caseload.caseload_commit, name="clinic-import-commit"),
+    path(
+        "<int:clinic_id>/import/template.<slug:fmt>",
+        caseload.caseload_template,
+        name="clinic-import-template",
     ),
     path("<int:clinic_id>/audit/", audit.refill_report, name="clinic-audit"),
     path("<int:clinic_id>/history/<slug:kind>/<int:pk>/", audit.record_history, name="clinic-history"),

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime
 from decimal import ROUND_CEILING, Decimal
 
@@ -190,6 +192,25 @@ def recompute_projection(
     return row
 
 
+_batched_signals: ContextVar[list | None] = ContextVar("batched_projection_signals", default=None)
+
+
+@contextmanager
+def batched_projection_signals():
+    """Within the block, ``recompute_projections`` tells the alerting side nothing; at its end it
+    is told once about every pump recomputed (an import of hundreds of pumps evaluates their
+    alerts in one pass, not one per pump). Nothing is sent when the block raises."""
+    pending: list = []
+    token = _batched_signals.set(pending)
+    try:
+        yield
+    finally:
+        _batched_signals.reset(token)
+    if pending:
+        ids = list(dict.fromkeys(pk for batch, _now_at in pending for pk in batch))
+        signals.projections_changed.send(sender=Pump, pump_ids=ids, now=pending[-1][1])
+
+
 def recompute_projections(pumps: Iterable[Pump], now: datetime | None = None) -> list[int]:
     """Recompute several pumps' projections and tell the alerting side once; returns their ids."""
     now = _now(now)
@@ -204,7 +225,10 @@ def recompute_projections(pumps: Iterable[Pump], now: datetime | None = None) ->
             calendars[clinic.pk] = calendar_of(clinic)
         recompute_projection(pump, now, calendars[clinic.pk])
         ids.append(pump.pk)
-    if ids:
+    pending = _batched_signals.get()
+    if ids and pending is not None:
+        pending.append((ids, now))
+    elif ids:
         signals.projections_changed.send(sender=Pump, pump_ids=ids, now=now)
     return ids
 
