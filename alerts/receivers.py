@@ -37,7 +37,18 @@ def on_rota_changed(sender, clinic, now, **kwargs):
 
 
 @receiver(signals.refill_recorded)
-def on_refill(sender, refill, pump, now, actor=None, amended=False, was_discrepant=False, after_empty=False, **kwargs):
+def on_refill(
+    sender,
+    refill,
+    pump,
+    now,
+    actor=None,
+    amended=False,
+    was_discrepant=False,
+    after_empty=False,
+    evaluate=True,
+    **kwargs,
+):
     if not amended:
         # A refill resolves the pump's refill, missed-appointment and alarm alerts.
         engine.resolve_alerts(
@@ -78,7 +89,8 @@ def on_refill(sender, refill, pump, now, actor=None, amended=False, was_discrepa
             now=now,
             detail="Refilled after a projected empty reservoir: physician review",
         )
-    engine.evaluate_conditions(now, pump_ids=[pump.pk])
+    if evaluate:  # otherwise a batch (an import) evaluates all its pumps at once when it ends
+        engine.evaluate_conditions(now, pump_ids=[pump.pk])
 
 
 @receiver(signals.pump_event_recorded)

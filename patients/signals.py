@@ -6,7 +6,8 @@ back with the clinical record.
 
 from django.dispatch import Signal
 
-# refill, pump, actor, now, [amended, was_discrepant, after_empty]
+# refill, pump, actor, now, [amended, was_discrepant, after_empty, evaluate (False: a batch evaluates
+# the pump's conditions later, with projections_changed)]
 refill_recorded = Signal()
 # pump_ids, now: stored projections changed outside a refill (program, pump, patient or clinic settings)
 projections_changed = Signal()

@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET
 
 from clinics.access import log_access
 from clinics.models import AccessLog
+from patients.models import CaseloadImport
 
 from .. import audit
 from ..forms import AccessLogFilterForm, RefillAuditFilterForm
@@ -58,6 +59,7 @@ def refill_report(request, clinic_id):
         "filtered": bool(filters),
         "filter_description": audit.describe_refill_filter(filters),
         "export_query": f"{query}&format=csv" if query else "format=csv",
+        "caseload_imports": CaseloadImport.objects.filter(clinic=clinic).select_related("imported_by")[:20],
     }
     return render(request, "clinics/audit.html", context, status=200 if valid else 400)
 

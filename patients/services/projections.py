@@ -211,6 +211,16 @@ def batched_projection_signals():
         signals.projections_changed.send(sender=Pump, pump_ids=ids, now=pending[-1][1])
 
 
+def alert_evaluation_deferred(pump_id: int, now: datetime) -> bool:
+    """Inside ``batched_projection_signals``: note the pump for the one evaluation at the end and
+    say so (the caller's signal then asks the alerting side not to evaluate it on its own)."""
+    pending = _batched_signals.get()
+    if pending is None:
+        return False
+    pending.append(([pump_id], now))
+    return True
+
+
 def recompute_projections(pumps: Iterable[Pump], now: datetime | None = None) -> list[int]:
     """Recompute several pumps' projections and tell the alerting side once; returns their ids."""
     now = _now(now)

@@ -40,6 +40,7 @@ from .programs import (
 )
 from .projections import (
     _fill_for,
+    alert_evaluation_deferred,
     catalogue_products,
     recompute_projection,
 )
@@ -251,7 +252,13 @@ def record_refill(
     )
     recompute_projection(pump, now)
     signals.refill_recorded.send(
-        sender=RefillVisit, refill=refill, pump=pump, actor=actor, now=now, after_empty=empty is not None
+        sender=RefillVisit,
+        refill=refill,
+        pump=pump,
+        actor=actor,
+        now=now,
+        after_empty=empty is not None,
+        evaluate=not alert_evaluation_deferred(pump.pk, now),
     )
     return refill
 
