@@ -43,5 +43,7 @@ rules.add_perm("patients.review_clinical", is_physician)
 rules.add_perm("alerts.acknowledge", is_member)
 # manage staff, clinic settings, escalation policies (in-app pages)
 rules.add_perm("clinics.manage_clinic", is_clinic_admin)
+# import a caseload (patients, pumps, last refill, program): recorded as that admin
+rules.add_perm("clinics.import_caseload", is_clinic_admin)
 # audit report, history, access log, CSV export
 rules.add_perm("clinics.audit", is_clinic_admin)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
 from clinics.models import Clinic, Membership, Role
@@ -19,7 +19,7 @@ from clinics.models import Clinic, Membership, Role
 from ..imports import CellError, Row, RowOutcome, RowReader
 from ..models import CaseloadImport, DrugProduct, Patient, Pump, PumpModel, PumpProjection
 from .common import ZERO, _now, _save
-from .lifecycle import implant_pump
+from .lifecycle import caseload_import_by, implant_pump
 from .projections import batched_projection_signals
 from .records import create_patient
 
@@ -275,6 +275,8 @@ def import_caseload(
     Each row's outcome says what it creates — with the new pump's status, refill due date and
     conservative alarm — or why it is refused, as (row, column, value, rule)."""
     now = _now(now)
+    if actor is not None and not actor.has_perm("clinics.import_caseload", clinic):
+        raise PermissionDenied("Only this clinic's administrators import its caseload.")
     outcomes: list[RowOutcome] = []
     missing = [name for name in REQUIRED if rows and name not in rows[0].values]
     if missing:
@@ -284,7 +286,7 @@ def import_caseload(
     with transaction.atomic():
         lookups = _Lookups(clinic, rows)
         created: dict[int, RowOutcome] = {}
-        with batched_projection_signals():
+        with batched_projection_signals(), caseload_import_by(actor):
             for row in rows:
                 outcome = _import_row(clinic, actor, row, lookups, now)
                 outcomes.append(outcome)
@@ -296,7 +298,7 @@ def import_caseload(
             outcome.details.update(
                 status=projection.status_at(now),
                 refill_due_on=projection.refill_due_on,
-                refill_due_unmoved_on=getattr(projection, "refill_due_unmoved_on", None),
+                unmoved_refill_due_on=projection.unmoved_refill_due_on,
                 conservative_lra_at=projection.conservative_lra_at,
             )
         refused = any(o.action == "refuse" for o in outcomes)
