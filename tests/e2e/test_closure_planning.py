@@ -38,6 +38,7 @@ def mesquite_clinic():
     clinic = ClinicFactory(name="Mesquite Pump Clinic (test)", timezone="America/Phoenix")
     admin = member(clinic, Role.CLINIC_ADMIN, username="ada", first_name="Ada", last_name="Admin")
     nurse = member(clinic, Role.NURSE, username="nico", first_name="Nico", last_name="Nurse")
+    physician = member(clinic, Role.PHYSICIAN, username="phoebe", first_name="Phoebe", last_name="Physician")
     pump = PumpFactory(
         patient=PatientFactory(clinic=clinic, family_name="Closewell", given_name="Jo", mrn="MESQ0001"),
         pump_model=model,
@@ -54,6 +55,7 @@ def mesquite_clinic():
         daily_dose_mcg=D("600"),
         drug_product=drug,
         drug_lot="LOT-MESQ-1",
+        ordered_by=physician,  # a nurse's first fill names the ordering physician
         now=filled_at,
     )
     run_scan()  # as beat would: the "alerting is not running" banner stays away
