@@ -10,9 +10,9 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from . import enqueue
+from . import contacts, enqueue
 from .channels import Permanent, Transient, get_channel
-from .models import AlertEvent, FailingAddress, Notification
+from .models import AlertEvent, Channel, FailingAddress, Notification
 
 log = logging.getLogger(__name__)
 
@@ -41,19 +41,27 @@ def deliver(notification_id: int, now: datetime | None = None) -> str:
     now = now or timezone.now()
     if not claim(notification_id, now):
         return "skipped"
-    notification = Notification.objects.select_related("alert").get(pk=notification_id)
+    notification = Notification.objects.select_related("alert", "contact_method", "recipient").get(pk=notification_id)
     alert = notification.alert
-    if not alert.is_open:
+    reason = _no_longer_wanted(notification)
+    if reason:
         Notification.objects.filter(pk=notification_id, status=Notification.Status.SENDING).update(
-            status=Notification.Status.CANCELLED
+            status=Notification.Status.CANCELLED, lease_until=None, last_error=reason
         )
         return "cancelled"
+    method = notification.contact_method
     try:
         get_channel(notification.channel).send(notification)
     except Transient as exc:
+        if method and contacts.record_delivery_failure(method.pk, str(exc), permanent=False, now=now):
+            return _fail(notification, f"{exc}; the method is suspended until its owner verifies it again", now)
         return _retry_or_fail(notification, str(exc), now)
     except Permanent as exc:
+        if method:
+            contacts.record_delivery_failure(method.pk, str(exc), permanent=True, now=now)
         return _fail(notification, str(exc), now)
+    if method:
+        contacts.record_delivery_success(method.pk)
     done = now
     with transaction.atomic():
         Notification.objects.filter(pk=notification_id, status=Notification.Status.SENDING).update(
@@ -74,9 +82,25 @@ def deliver(notification_id: int, now: datetime | None = None) -> str:
     return "sent"
 
 
+def _no_longer_wanted(notification) -> str:
+    """Why a claimed notification should not go out after all ("" when it should)."""
+    alert = notification.alert
+    if not alert.is_open:
+        return "alert resolved"
+    if notification.unless_acknowledged and alert.status != alert.Status.TRIGGERED:
+        return "alert acknowledged before this step"
+    method = notification.contact_method
+    if notification.channel == Channel.PHONE and (method is None or not method.is_usable):
+        return "contact method removed, suspended or unverified"
+    return ""
+
+
 def _who(notification) -> str:
     if notification.recipient_id:
-        return notification.recipient.get_full_name() or notification.recipient.get_username()
+        who = notification.recipient.get_full_name() or notification.recipient.get_username()
+        if notification.contact_method_id:
+            who = f"{who} ({notification.contact_method.label})"
+        return who
     return "the clinic's webhook"
 
 

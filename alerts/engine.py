@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
+import math
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -54,6 +55,7 @@ from .models import (
     dedupe_key,
     one_step_higher,
 )
+from .personal import PersonalRules
 
 log = logging.getLogger(__name__)
 
@@ -493,6 +495,7 @@ def advance_escalations(now: datetime, limit: int = BATCH) -> int:
     members_by_clinic = defaultdict(list)
     for m in Membership.objects.active().filter(clinic_id__in=clinic_ids).select_related("user"):
         members_by_clinic[m.clinic_id].append(m)
+    personal_rules = PersonalRules(m.user_id for members in members_by_clinic.values() for m in members)
     webhooks_by_clinic = defaultdict(list)
     for hook in Webhook.objects.filter(clinic_id__in=clinic_ids, is_active=True):
         webhooks_by_clinic[hook.clinic_id].append(hook)
@@ -548,17 +551,9 @@ def advance_escalations(now: datetime, limit: int = BATCH) -> int:
                         created_at=now,
                     )
                 )
-            if Channel.EMAIL in channels and member.email:
-                notifications.append(
-                    Notification(
-                        alert=alert,
-                        step=step,
-                        recipient=member.user,
-                        channel=Channel.EMAIL,
-                        address=member.email,
-                        created_at=now,
-                    )
-                )
+            if Channel.EMAIL in channels:
+                # Each person is reached by their own rules: email, phone methods, later steps.
+                notifications.extend(personal_rules.notifications(alert=alert, step=step, member=member, now=now))
         if Channel.WEBHOOK in channels:
             for hook in webhooks_by_clinic.get(alert.clinic_id, []):
                 notifications.append(
@@ -637,10 +632,13 @@ def enqueue_pending(now: datetime, limit: int = BATCH) -> int:
     """Hand pending notifications to the broker after commit: new ones, and ones whose enqueue was
     lost (a broker outage) or never consumed within ``NOTIFICATION_REQUEUE_SECONDS``."""
     stale = now - timedelta(seconds=settings.NOTIFICATION_REQUEUE_SECONDS)
+    # A later step of a personal rule ("SMS after 5 minutes") due before the next scan is handed
+    # over now with a countdown, so it leaves on its minute rather than at the following scan.
+    soon = now + timedelta(seconds=min(settings.ALERT_SCAN_SECONDS, settings.CELERY_MAX_COUNTDOWN_SECONDS))
     waiting = (
         Q(status=Notification.Status.PENDING)
         & (Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=stale))
-        & (Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        & (Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=soon))
     )
     # Most urgent first: after a burst of alerts, emergencies leave before reminders.
     ids = list(
@@ -654,16 +652,19 @@ def enqueue_pending(now: datetime, limit: int = BATCH) -> int:
     # scan's UPDATE finds them no longer waiting and enqueues none of them.
     token = uuid.uuid4().hex
     Notification.objects.filter(waiting, pk__in=ids).update(enqueued_at=now, claim=token)
-    mine = list(Notification.objects.filter(claim=token).values_list("pk", flat=True))
-    transaction.on_commit(lambda: publish_deliveries(mine))
+    rows = list(Notification.objects.filter(claim=token).values_list("pk", "next_attempt_at"))
+    mine = [pk for pk, _ in rows]
+    countdowns = {pk: math.ceil((due - now).total_seconds()) for pk, due in rows if due and due > now}
+    transaction.on_commit(lambda: publish_deliveries(mine, countdowns))
     return len(mine)
 
 
-def publish_deliveries(ids: list[int]) -> int:
+def publish_deliveries(ids: list[int], countdowns: dict[int, int] | None = None) -> int:
     """Enqueue delivery tasks; on a broker failure the rest go back to the outbox for the next scan."""
+    countdowns = countdowns or {}
     for position, pk in enumerate(ids):
         try:
-            enqueue.delivery(pk)
+            enqueue.delivery(pk, countdown=countdowns.get(pk))
         except Exception as exc:  # the broker is down: kombu raises OperationalError and friends
             log.warning("broker unavailable, %d deliveries left for the next scan: %s", len(ids) - position, exc)
             Notification.objects.filter(pk__in=ids[position:], status=Notification.Status.PENDING).update(

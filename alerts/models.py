@@ -65,6 +65,7 @@ class Channel(models.TextChoices):
     EMAIL = "email", "Email"
     IN_APP = "in_app", "In-app inbox"
     WEBHOOK = "webhook", "Webhook"
+    PHONE = "phone", "Phone or chat"
 
 
 class EscalationPolicy(models.Model):
@@ -296,6 +297,12 @@ class Notification(models.Model):
     read_at = models.DateTimeField(null=True, blank=True)
     last_error = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField()
+    contact_method = models.ForeignKey(
+        "alerts.ContactMethod", on_delete=models.PROTECT, null=True, blank=True, related_name="notifications"
+    )
+    unless_acknowledged = models.BooleanField(
+        default=False, help_text="A later step of a personal rule: cancelled once the alert is acknowledged."
+    )
 
     objects = NotificationQuerySet.as_manager()
 
@@ -368,3 +375,7 @@ class Heartbeat(models.Model):
 
     def __str__(self):
         return f"{self.name}: {self.last_success_at}"
+
+
+# Personal contact methods and rules live in their own module; imported here so the app registers them.
+from .contact_models import EMAIL_STEP, ContactMethod, NotificationRule  # noqa: E402,F401

@@ -35,6 +35,10 @@ def acknowledge_alert(*, alert: Alert, actor, now: datetime | None = None) -> Al
     alert.next_step_at = None if once else now + timedelta(minutes=minutes)
     alert.save(update_fields=["status", "acknowledged_at", "acknowledged_by", "next_step_at"])
     Notification.objects.filter(alert=alert, channel=Channel.IN_APP, read_at__isnull=True).update(read_at=now)
+    # Personal rules' later steps ("SMS after 5 minutes unless acknowledged") no longer go out.
+    Notification.objects.filter(alert=alert, unless_acknowledged=True, status=Notification.Status.PENDING).update(
+        status=Notification.Status.CANCELLED, last_error="alert acknowledged before this step"
+    )
     AlertEvent.objects.create(
         alert=alert,
         at=now,

@@ -234,6 +234,9 @@ LOGGING = {
         # Replaces Django's default "django" logger config, whose AdminEmailHandler would mail reports.
         "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
+        # Apprise logs destination URLs (tokens, topics): nothing of it reaches the log. Its warnings
+        # are read in memory (apprise.LogCapture) to tell a 4xx from a 5xx, then dropped.
+        "apprise": {"handlers": [], "level": "CRITICAL", "propagate": False},
     },
 }
 
@@ -297,6 +300,25 @@ HEARTBEAT_URL = env.str("HEARTBEAT_URL", default="")
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 # Hours with nobody on call in the next 14 days are looked for this often (and after every rota change).
 ROTA_GAP_CHECK_SECONDS = env.int("ROTA_GAP_CHECK_SECONDS", default=3600)
+# Personal contact methods (push, SMS, chat) through apprise: the URL schemes members may add.
+# msteams is kept for operators who pin an apprise that still parses it (2.2 answers "workflows").
+NOTIFY_ALLOWED_SCHEMES = [
+    s.strip().lower()
+    for s in env.list(
+        "NOTIFY_ALLOWED_SCHEMES", default=["ntfy", "ntfys", "pover", "twilio", "msteams", "slack", "json", "jsons"]
+    )
+    if s.strip()
+]
+# Fernet keys (comma-separated, newest first) that encrypt contact-method URLs at rest: the first
+# encrypts, every one decrypts (MultiFernet), so a key is rotated by putting a new one in front,
+# running `manage.py rotate_notify_keys` and then dropping the old one. Under DEBUG (and in tests)
+# a fixed development key stands in; without DEBUG there is no default (a system check says so).
+NOTIFY_DEV_ENCRYPTION_KEY = "aXRiLXRyYWNrZXItZGV2LW9ubHkta2V5LTAwMDAwMDA="
+NOTIFY_ENCRYPTION_KEYS = env.list("NOTIFY_ENCRYPTION_KEYS", default=[NOTIFY_DEV_ENCRYPTION_KEY] if DEBUG else [])
+# Apprise connects and reads with these timeouts (seconds); a timeout is a transient failure.
+NOTIFY_TIMEOUT_SECONDS = env.float("NOTIFY_TIMEOUT_SECONDS", default=8.0)
+# A method failing this many deliveries in a row is suspended until its owner verifies it again.
+NOTIFY_SUSPEND_AFTER_FAILURES = env.int("NOTIFY_SUSPEND_AFTER_FAILURES", default=5)
 CELERY_BEAT_SCHEDULE = {
     "alert-scan": {
         "task": "alerts.scan",

@@ -40,6 +40,6 @@ def message_fields(alert) -> dict:
 
 
 def get_channel(name: str):
-    from . import email, webhook
+    from . import email, phone, webhook
 
-    return {"email": email, "webhook": webhook}[name]
+    return {"email": email, "webhook": webhook, "phone": phone}[name]
