@@ -428,7 +428,7 @@ def test_provider_4xx_is_permanent_and_flags_the_method_to_owner_and_admins(clin
     assert push.state == "failing" and push.failing_since == ALARM_AT and "403" in push.last_error
     flagged = FailingAddress.objects.get(channel="phone")
     assert flagged.clinic == clinic and flagged.address == push.address
-    assert AlertEvent.objects.filter(kind="failed", detail__contains="nurse-oncall (Push)").exists()
+    assert AlertEvent.objects.filter(kind="failed", detail__contains=" (Push)").exists()
 
 
 @pytest.mark.django_db
