@@ -6,4 +6,4 @@ class AlertsConfig(AppConfig):
     verbose_name = "Alerts and escalation"
 
     def ready(self):
-        from . import receivers  # noqa: F401
+        from . import checks, receivers  # noqa: F401

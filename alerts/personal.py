@@ -105,3 +105,34 @@ def without_phone(memberships) -> list:
         ).values_list("user_id", flat=True)
     )
     return [m for m in memberships if m.user_id not in reachable]
+
+
+def urgent_responders_without_phone(clinic) -> list:
+    """Active members whom the clinic's urgent-and-above escalation levels name (by role, on call,
+    by name, or as a pump's assigned nurse) and who have no usable phone method: at 02:00 an email
+    reaches nobody, so the clinic's admins see them."""
+    from clinics.models import Membership
+    from patients.models import Pump
+
+    from .models import EscalationLevel
+
+    levels = EscalationLevel.objects.filter(policy__clinic=clinic, policy__severity__gte=Severity.URGENT)
+    roles, on_call, assigned, named = set(), False, False, set()
+    for level in levels.prefetch_related("users"):
+        roles.update(level.roles)
+        on_call = on_call or level.on_call
+        assigned = assigned or level.assigned_nurse
+        named.update(u.pk for u in level.users.all())
+    assigned_nurses = set()
+    if assigned:
+        assigned_nurses = set(
+            Pump.objects.in_service()
+            .filter(patient__clinic=clinic, assigned_nurse__isnull=False)
+            .values_list("assigned_nurse_id", flat=True)
+        )
+    members = [
+        m
+        for m in Membership.objects.active().filter(clinic=clinic).select_related("user")
+        if m.role in roles or (on_call and m.on_call) or m.user_id in named or m.user_id in assigned_nurses
+    ]
+    return without_phone(members)

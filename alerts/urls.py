@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import contact_views, views
 
 urlpatterns = [
     path("alerts/", views.inbox, name="alert-inbox"),
@@ -8,4 +8,10 @@ urlpatterns = [
     path("alerts/<int:pk>/", views.alert_detail, name="alert-detail"),
     path("alerts/<int:pk>/acknowledge/", views.acknowledge, name="alert-acknowledge"),
     path("alerts/<int:pk>/resolve/", views.resolve, name="alert-resolve"),
+    path("me/notifications/", contact_views.my_notifications, name="my-notifications"),
+    path("me/notifications/methods/", contact_views.method_add, name="contact-method-add"),
+    path("me/notifications/methods/<int:pk>/verify/", contact_views.method_verify, name="contact-method-verify"),
+    path("me/notifications/methods/<int:pk>/code/", contact_views.method_code, name="contact-method-code"),
+    path("me/notifications/methods/<int:pk>/remove/", contact_views.method_remove, name="contact-method-remove"),
+    path("me/notifications/rules/<int:severity>/", contact_views.rule_save, name="notification-rule"),
 ]

@@ -6,7 +6,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
@@ -16,7 +16,7 @@ from clinics.middleware import passive
 from clinics.models import Role
 
 from . import services
-from .models import Alert, AlertKind, FailingAddress, Notification, Severity
+from .models import Alert, AlertKind, ContactMethod, FailingAddress, Notification, Severity
 
 
 def inbox(request):
@@ -101,6 +101,9 @@ def status_context(request) -> dict:
         "unreachable_alerts": open_alerts.filter(nobody_to_notify=True).count(),
         "failing_addresses": admin_clinics.count() if is_admin else 0,
         "rota_gaps": _rota_gaps(user) if is_admin else [],
+        "my_failing_methods": ContactMethod.objects.filter(user=user, removed_at__isnull=True)
+        .filter(Q(failing_since__isnull=False) | Q(suspended_at__isnull=False))
+        .count(),
     }
 
 

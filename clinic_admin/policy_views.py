@@ -13,7 +13,9 @@ from django.views.decorators.http import require_POST
 from alerts import services
 from alerts.channels import DeliveryError
 from alerts.channels.webhook import check_destination
+from alerts.contacts import owners_of_phone_addresses
 from alerts.models import Alert, Channel, EscalationPolicy, FailingAddress, Severity, Webhook
+from alerts.personal import urgent_responders_without_phone
 from alerts.policies import ensure_default_policies
 from clinics.models import Membership, Role, Rotation
 
@@ -138,8 +140,15 @@ def _failing_addresses(clinic):
     owners: dict[str, list[Membership]] = {}
     for membership in Membership.objects.filter(clinic=clinic, is_active=True).select_related("user"):
         owners.setdefault(membership.email.strip().lower(), []).append(membership)
+    methods = owners_of_phone_addresses(row.address for row in failing if row.channel == Channel.PHONE)
+    members_by_user = {m.user_id: m for members in owners.values() for m in members}
     for row in failing:
         row.owners = owners.get(row.address.strip().lower(), []) if row.channel == Channel.EMAIL else []
+        method = methods.get(row.address) if row.channel == Channel.PHONE else None
+        if method:
+            # A member's phone method: shown masked, with its owner (who fixes it by verifying again).
+            row.display = f"{method.label}: {method.display}"
+            row.owners = [members_by_user[method.user_id]] if method.user_id in members_by_user else []
     return failing
 
 
@@ -156,6 +165,7 @@ def _notifications_context(clinic, form, created=None):
         "webhooks": webhooks,
         "failing": failing,
         "created": created,
+        "without_phone": urgent_responders_without_phone(clinic),
     }
 
 

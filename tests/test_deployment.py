@@ -44,6 +44,7 @@ SAMPLE_DEPLOYMENT_ENV = {
     "ALLOWED_HOSTS": "itb.example.org",
     "SITE_URL": "https://itb.example.org",
     "EMAIL_URL": "smtp+tls://alerts:app-password@smtp.example.org:587",
+    "NOTIFY_ENCRYPTION_KEYS": "ZGVwbG95bWVudC10ZXN0LWtleS0wMDAwMDAwMDAwMDA=",
 }
 
 
@@ -350,6 +351,7 @@ def test_check_deploy_is_clean_with_production_variables(tmp_path):
         "SECRET_KEY": random_secret_key(),
         "HTTPS": "true",
         "ALLOWED_HOSTS": "itb.example.org",
+        "NOTIFY_ENCRYPTION_KEYS": SAMPLE_DEPLOYMENT_ENV["NOTIFY_ENCRYPTION_KEYS"],
     }
     result = _check_deploy(env, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -402,6 +404,14 @@ def _settings(env, tmp_path, names: str) -> list[str]:
 def test_check_deploy_is_clean_with_the_compose_environment(tmp_path):
     result = _check_deploy(container_env("web"), tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_check_deploy_fails_with_the_development_notify_key(tmp_path):
+    from django.conf import settings
+
+    env = {**container_env("web"), "NOTIFY_ENCRYPTION_KEYS": settings.NOTIFY_DEV_ENCRYPTION_KEY}
+    result = _check_deploy(env, tmp_path)
+    assert result.returncode != 0 and "itb.E102" in result.stdout + result.stderr
 
 
 def test_check_deploy_fails_without_https(tmp_path):

@@ -504,3 +504,35 @@ def test_removed_method_stops_at_once(clinic, staff, two_methods, json_receiver)
     deliver_due(ALARM_AT + timedelta(minutes=5))
     assert Notification.objects.get(contact_method=pager).status == "cancelled"
     assert alert_messages(json_receiver) == []
+
+
+# --- the lookup pin (DNS rebinding) -----------------------------------------------------------
+
+
+def test_a_name_is_resolved_once_per_send_and_the_checked_answer_is_the_one_connected_to(monkeypatch, settings):
+    """A resolver that answers a public address first and a loopback one next (rebinding): the
+    guard checks the first answer and every later lookup in the same send gets that same answer.
+    The resolver is the only stand-in here (no DNS server runs in tests)."""
+    settings.WEBHOOK_ALLOW_PRIVATE = False
+    answers = iter(["93.184.216.34", "127.0.0.1"])
+
+    def rebinding_resolver(host, port, *args, **kwargs):
+        import socket
+
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (next(answers), port))]
+
+    monkeypatch.setattr(phone, "_system_getaddrinfo", rebinding_resolver)
+    guard = phone._GuardedLookup()
+    first = guard.resolve("pager.example.org", 443)
+    second = guard.resolve("pager.example.org", 443)
+    assert first == second and first[0][4][0] == "93.184.216.34"
+    # A fresh send resolves again, and the loopback answer is refused.
+    with pytest.raises(phone.DestinationRefused):
+        phone._GuardedLookup().resolve("pager.example.org", 443)
+
+
+def test_lookups_outside_a_send_are_untouched():
+    import socket
+
+    phone._install_lookup_hook()
+    assert socket.getaddrinfo("127.0.0.1", 80)[0][4][0] == "127.0.0.1"  # no guard active: loopback resolves
