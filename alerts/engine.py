@@ -20,8 +20,8 @@ The query count of a scan depends on neither the number of pumps nor the number 
 from __future__ import annotations
 
 import logging
-import time
 import math
+import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
