@@ -21,7 +21,7 @@ SECRET_PATH = "page-Secr3tPathToken"
 
 @pytest.fixture
 def receiver(settings):
-    settings.WEBHOOK_ALLOW_PRIVATE = True
+    settings.WEBHOOK_ALLOWED_NETWORKS = ["127.0.0.0/8"]
     with JsonReceiver() as r:
         yield r
 

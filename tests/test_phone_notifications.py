@@ -42,8 +42,9 @@ ALARM_AT = datetime(2026, 2, 1, 2, 0, tzinfo=PHX)  # 02:00: an email wakes nobod
 
 @pytest.fixture
 def loopback_allowed(settings):
-    """The receivers listen on 127.0.0.1, which the destination guard refuses unless allowed."""
-    settings.WEBHOOK_ALLOW_PRIVATE = True
+    """The receivers listen on 127.0.0.1, which the destination guard refuses unless the operator
+    admits its network (as a hospital admits its paging gateway's)."""
+    settings.WEBHOOK_ALLOWED_NETWORKS = ["127.0.0.0/8"]
     settings.SITE_URL = "https://itb.clinic.example"
     return settings
 
@@ -184,11 +185,16 @@ def test_operator_narrows_the_allowlist(staff, settings, loopback_allowed, ntfy_
 
 @pytest.mark.django_db
 def test_private_destination_is_refused_unless_the_operator_allows_it(staff, settings, json_receiver):
-    settings.WEBHOOK_ALLOW_PRIVATE = False
-    with pytest.raises(ValidationError, match="private or non-global"):
+    settings.WEBHOOK_ALLOWED_NETWORKS = ["10.0.0.0/8"]  # another network is admitted, not loopback
+    with pytest.raises(ValidationError, match="not public"):
         contacts.add_contact_method(user=staff["nurse"], label="Mine", url=json_receiver.url())
-    for url in ("json://10.1.2.3/page", "ntfy://169.254.169.254/topic", "jsons://[::1]:8443/x"):
-        with pytest.raises(ValidationError, match="private or non-global"):
+    for url in (
+        "json://192.168.1.3/page",
+        "ntfy://169.254.169.254/topic",
+        "jsons://[::1]:8443/x",
+        "json://100.64.0.1/",
+    ):
+        with pytest.raises(ValidationError, match="not public"):
             contacts.add_contact_method(user=staff["nurse"], label="Mine", url=url)
     assert json_receiver.received == [] and not ContactMethod.objects.exists()
 
@@ -198,10 +204,10 @@ def test_destination_checked_again_at_send_time(clinic, staff, settings, loopbac
     verified_method(staff["oncall"], json_receiver, "Gateway")
     emergency(clinic, staff)
     engine.advance_escalations(ALARM_AT)
-    settings.WEBHOOK_ALLOW_PRIVATE = False  # the operator tightens the guard after the method was added
+    settings.WEBHOOK_ALLOWED_NETWORKS = []  # the operator tightens the guard after the method was added
     deliver_due(ALARM_AT)
     row = Notification.objects.get(channel="phone")
-    assert row.status == "failed" and "private or non-global" in row.last_error
+    assert row.status == "failed" and "not public" in row.last_error
     assert alert_messages(json_receiver) == []
 
 
@@ -513,7 +519,7 @@ def test_a_name_is_resolved_once_per_send_and_the_checked_answer_is_the_one_conn
     """A resolver that answers a public address first and a loopback one next (rebinding): the
     guard checks the first answer and every later lookup in the same send gets that same answer.
     The resolver is the only stand-in here (no DNS server runs in tests)."""
-    settings.WEBHOOK_ALLOW_PRIVATE = False
+    settings.WEBHOOK_ALLOWED_NETWORKS = []
     answers = iter(["93.184.216.34", "127.0.0.1"])
 
     def rebinding_resolver(host, port, *args, **kwargs):

@@ -15,7 +15,6 @@ connection (DNS rebinding) cannot slip past. Redirects are switched off on every
 from __future__ import annotations
 
 import contextvars
-import ipaddress
 import logging
 import re
 import socket
@@ -24,7 +23,7 @@ from urllib.parse import urlsplit
 import apprise
 from django.conf import settings
 
-from . import Permanent, Transient, alert_link
+from . import Permanent, Transient, alert_link, destinations
 
 MAX_LENGTH = 160
 # Schemes whose URL host is where apprise posts (self-hosted servers): checked before sending too.
@@ -37,25 +36,10 @@ _HTTP_CODE = re.compile(r"error=(\d{3})(?:\d{2})?\b")
 
 
 def refusal(address: str) -> str | None:
-    """Why apprise may not connect to ``address`` (None: it may).
-
-    The same rule as the clinic webhooks (``channels.webhook.check_destination``): no private,
-    loopback, link-local, reserved, multicast or unspecified address unless the operator allows it.
-    """
-    if settings.WEBHOOK_ALLOW_PRIVATE:
-        return None
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if (
-        ip.is_private
-        or ip.is_loopback
-        or ip.is_link_local
-        or ip.is_reserved
-        or ip.is_multicast
-        or ip.is_unspecified
-        or not ip.is_global
-    ):
-        return "a private or non-global address"
-    return None
+    """Why apprise may not connect to ``address`` (None: it may): the webhooks' destination rule
+    (``channels.destinations.address_allowed``: public addresses, or a network the operator admits
+    in ``WEBHOOK_ALLOWED_NETWORKS``)."""
+    return None if destinations.address_allowed(address) else "an address that is not public"
 
 
 class DestinationRefused(socket.gaierror):
