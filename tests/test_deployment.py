@@ -365,6 +365,7 @@ def test_check_deploy_passes_with_debug_off_and_no_https_variable(tmp_path):
         "DEBUG": "false",
         "SECRET_KEY": random_secret_key(),
         "ALLOWED_HOSTS": "itb.example.org",
+        "NOTIFY_ENCRYPTION_KEYS": SAMPLE_DEPLOYMENT_ENV["NOTIFY_ENCRYPTION_KEYS"],
     }
     result = _check_deploy(env, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -404,6 +405,13 @@ def _settings(env, tmp_path, names: str) -> list[str]:
 def test_check_deploy_is_clean_with_the_compose_environment(tmp_path):
     result = _check_deploy(container_env("web"), tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_check_deploy_warns_without_a_notify_key(tmp_path):
+    env = {**container_env("web")}
+    del env["NOTIFY_ENCRYPTION_KEYS"]
+    result = _check_deploy(env, tmp_path)
+    assert result.returncode != 0 and "itb.W101" in result.stdout + result.stderr
 
 
 def test_check_deploy_fails_with_the_development_notify_key(tmp_path):

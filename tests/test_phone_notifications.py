@@ -542,3 +542,15 @@ def test_lookups_outside_a_send_are_untouched():
 
     phone._install_lookup_hook()
     assert socket.getaddrinfo("127.0.0.1", 80)[0][4][0] == "127.0.0.1"  # no guard active: loopback resolves
+
+
+@pytest.mark.django_db
+def test_method_whose_key_was_dropped_fails_permanently(clinic, staff, settings, two_methods):
+    push, _ = two_methods
+    emergency(clinic, staff)
+    engine.advance_escalations(ALARM_AT)
+    settings.NOTIFY_ENCRYPTION_KEYS = ["bmV3LWtleS1mb3Itcm90YXRpb24tdGVzdC0wMDAwMDA="]  # old key dropped, not rotated
+    row = Notification.objects.get(contact_method=push)
+    assert delivery.deliver(row.pk, ALARM_AT) == "failed"
+    row.refresh_from_db()
+    assert "encryption key missing" in row.last_error

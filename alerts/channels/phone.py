@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 import apprise
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 from . import Permanent, Transient, alert_link, destinations
 
@@ -197,4 +198,8 @@ def send(notification) -> None:
     if method is None or not method.is_usable:
         raise Permanent("the contact method was removed, suspended or is not verified")
     alert = notification.alert
-    send_text(crypto.decrypt(method.url_encrypted), short_message(alert), notify_type(alert))
+    try:
+        url = crypto.decrypt(method.url_encrypted)
+    except ImproperlyConfigured as exc:  # its key was dropped before rotation: it will not heal
+        raise Permanent("the method cannot be read (encryption key missing): its owner must add it again") from exc
+    send_text(url, short_message(alert), notify_type(alert))
