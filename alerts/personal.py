@@ -107,22 +107,41 @@ def without_phone(memberships) -> list:
     return [m for m in memberships if m.user_id not in reachable]
 
 
-def urgent_responders_without_phone(clinic) -> list:
-    """Active members whom the clinic's urgent-and-above escalation levels name (by role, on call,
-    by name, or as a pump's assigned nurse) and who have no usable phone method: at 02:00 an email
-    reaches nobody, so the clinic's admins see them."""
-    from clinics.models import Membership
+def urgent_responders_without_phone(clinic, now: datetime | None = None) -> list:
+    """Active members whom the clinic's urgent-and-above escalation levels name (by role, on a
+    rota they name, by name, or as a pump's assigned nurse) and who have no usable phone method: at
+    02:00 an email reaches nobody, so the clinic's admins see them. "On a rota" is everyone in the
+    turn order of a rotation a level names, and whoever covers it now or later by an override (on
+    call is computed at each step, so anyone who will take a turn counts). Each membership returned
+    carries ``rota_names``: the named rotations it is on."""
+    from django.utils import timezone
+
+    from clinics.models import Membership, RotaOverride, Rotation
     from patients.models import Pump
 
     from .models import EscalationLevel
+    from .oncall import named_rotations
 
+    now = now or timezone.now()
     levels = EscalationLevel.objects.filter(policy__clinic=clinic, policy__severity__gte=Severity.URGENT)
-    roles, on_call, assigned, named = set(), False, False, set()
+    rotations = {r.pk: r for r in Rotation.objects.filter(clinic=clinic)}
+    roles, rotation_ids, assigned, named = set(), set(), False, set()
     for level in levels.prefetch_related("users"):
         roles.update(level.roles)
-        on_call = on_call or level.on_call
+        rotation_ids |= named_rotations({"on_call_rotation_ids": level.on_call_rotation_ids}, rotations) & set(
+            rotations
+        )
         assigned = assigned or level.assigned_nurse
         named.update(u.pk for u in level.users.all())
+    rota_names: dict[int, list[str]] = defaultdict(list)  # membership id -> rotation names
+    for pk in sorted(rotation_ids):
+        for membership_id in rotations[pk].member_ids:
+            rota_names[int(membership_id)].append(rotations[pk].name)
+    if rotation_ids:
+        covers = RotaOverride.objects.filter(rotation_id__in=rotation_ids, ends_at__gt=now).order_by("starts_at", "pk")
+        for membership_id, rotation_id in covers.values_list("membership_id", "rotation_id"):
+            if rotations[rotation_id].name not in rota_names[membership_id]:
+                rota_names[membership_id].append(rotations[rotation_id].name)
     assigned_nurses = set()
     if assigned:
         assigned_nurses = set(
@@ -130,9 +149,9 @@ def urgent_responders_without_phone(clinic) -> list:
             .filter(patient__clinic=clinic, assigned_nurse__isnull=False)
             .values_list("assigned_nurse_id", flat=True)
         )
-    members = [
-        m
-        for m in Membership.objects.active().filter(clinic=clinic).select_related("user")
-        if m.role in roles or (on_call and m.on_call) or m.user_id in named or m.user_id in assigned_nurses
-    ]
+    members = []
+    for m in Membership.objects.active().filter(clinic=clinic).select_related("user"):
+        m.rota_names = rota_names.get(m.pk, [])
+        if m.role in roles or m.rota_names or m.user_id in named or m.user_id in assigned_nurses:
+            members.append(m)
     return without_phone(members)

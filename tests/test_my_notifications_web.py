@@ -12,7 +12,7 @@ from alerts import contacts
 from alerts.models import ContactMethod, FailingAddress, NotificationRule, Severity
 from clinics.models import Membership, Role
 
-from .factories import member
+from .factories import member, put_on_rota
 from .receivers import JsonReceiver
 
 PHX = ZoneInfo("America/Phoenix")
@@ -29,7 +29,7 @@ def receiver(settings):
 @pytest.fixture
 def on_call_nurse(clinic):
     nurse = member(clinic, Role.NURSE, username="nurse-oncall")
-    Membership.objects.filter(user=nurse).update(on_call=True)
+    put_on_rota(clinic, nurse)
     return nurse
 
 
@@ -120,3 +120,38 @@ def test_admins_see_on_call_members_without_a_phone_and_failing_phone_methods(
     own = client.get(reverse("my-notifications"))
     assert b"data-my-failing-methods" in own.content and b"HTTP 404" in own.content
     assert now + timedelta(0) == ContactMethod.objects.get(pk=method.pk).failing_since
+
+
+@pytest.mark.django_db
+def test_admins_list_whoever_takes_a_turn_on_a_rota_an_urgent_level_names(clinic, clinic_admin, on_call_nurse):
+    """On call is computed at each step: everyone in the turn order of a named rotation, and whoever
+    covers it by a swap now or later, is named for urgent alerts; a rota no level names is not."""
+    from alerts.models import EscalationLevel
+    from alerts.personal import urgent_responders_without_phone
+    from clinics import services as clinic_services
+    from clinics.models import Rotation
+
+    off_rota = member(clinic, Role.NURSE, username="nurse-off-rota")
+    cover = member(clinic, Role.PHYSICIAN, username="dr-cover")
+    physician_on_own_rota = member(clinic, Role.PHYSICIAN, username="dr-own-rota")
+    put_on_rota(clinic, physician_on_own_rota)
+    nurse_rota = Rotation.objects.get(clinic=clinic, role=Role.NURSE)
+    urgent_levels = EscalationLevel.objects.filter(policy__clinic=clinic, policy__severity__gte=Severity.URGENT)
+    urgent_levels.update(roles=[], assigned_nurse=False, on_call_rotation_ids=[nurse_rota.pk])
+    for level in urgent_levels:
+        level.users.clear()
+    now = datetime(2026, 2, 1, 2, tzinfo=PHX)
+    clinic_services.add_rota_override(
+        actor=clinic_admin,
+        rotation=nurse_rota,
+        membership=Membership.objects.get(user=cover, clinic=clinic),
+        starts_at=now + timedelta(days=7),
+        ends_at=now + timedelta(days=8),
+        reason="Sick cover",
+        now=now,
+    )
+
+    listed = {m.user.username: m.rota_names for m in urgent_responders_without_phone(clinic, now=now)}
+
+    assert listed == {on_call_nurse.username: [nurse_rota.name], cover.username: [nurse_rota.name]}
+    assert off_rota.username not in listed and physician_on_own_rota.username not in listed

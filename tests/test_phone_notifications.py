@@ -29,11 +29,11 @@ from alerts.models import (
     Severity,
 )
 from alerts.personal import PersonalRules
-from clinics.models import Membership, Role
+from clinics.models import Role
 from patients import services as patient_services
 from patients.models import PumpEvent
 
-from .factories import filled_pump, member
+from .factories import filled_pump, member, put_on_rota
 from .receivers import JsonReceiver, NtfyReceiver
 
 PHX = ZoneInfo("America/Phoenix")
@@ -69,7 +69,7 @@ def staff(clinic):
         "physician": member(clinic, Role.PHYSICIAN, username="dr-b"),
         "admin": member(clinic, Role.CLINIC_ADMIN, username="admin-c"),
     }
-    Membership.objects.filter(user=people["oncall"]).update(on_call=True)
+    put_on_rota(clinic, people["oncall"])
     return people
 
 

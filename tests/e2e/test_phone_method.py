@@ -10,9 +10,8 @@ from playwright.sync_api import expect
 
 from alerts import delivery, engine
 from alerts.models import Alert, Notification
-from clinics.models import Membership
 
-from ..factories import PASSWORD
+from ..factories import PASSWORD, put_on_rota
 from ..receivers import JsonReceiver
 from .conftest import log_in, screenshot
 from .test_nurse_day import clinic_day
@@ -27,7 +26,7 @@ pytestmark = [
 def test_nurse_adds_a_pager_verifies_it_and_receives_the_next_emergency(live_server, page, console_errors, settings):
     settings.WEBHOOK_ALLOWED_NETWORKS = ["127.0.0.0/8"]  # the receiver listens on 127.0.0.1
     nurse, pump = clinic_day()
-    Membership.objects.filter(user=nurse).update(on_call=True)
+    put_on_rota(pump.patient.clinic, nurse)
     with JsonReceiver() as receiver:
         log_in(page, live_server, nurse.username, PASSWORD)
         page.get_by_role("link", name="My notifications").click()
