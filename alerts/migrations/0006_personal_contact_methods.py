@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("alerts", "0004_on_call_rotas"),
+        ("alerts", "0005_new_alert_kinds"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
