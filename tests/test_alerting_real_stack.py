@@ -40,7 +40,7 @@ from alerts.tasks import deliver_notification, scan
 from clinics.models import Role
 from patients import services as patient_services
 
-from .factories import PatientFactory, PumpFactory, member, put_on_rota
+from .factories import PatientFactory, PumpFactory, first_fill_order, member, put_on_rota
 from .services import (
     CeleryWorker,
     celery_client,
@@ -123,6 +123,7 @@ def filled_pump(clinic, nurse, *, days_ago: float, **patient_fields):
         concentration_mcg_per_ml=D(2000),
         daily_dose_mcg=D(600),
         now=filled,
+        **first_fill_order(pump, nurse, {}),  # a nurse's first fill names the ordering physician
     )
     return pump
 
