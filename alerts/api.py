@@ -1,4 +1,4 @@
-"""REST API v1 for alerts: the list of the user's clinics' alerts, and acknowledging one."""
+"""REST API v1 for alerts: the list of the user's clinics' alerts, acknowledging and resolving one."""
 
 from __future__ import annotations
 
@@ -18,12 +18,14 @@ class AlertSerializer(ClinicZoneMixin, serializers.Serializer):
     id = serializers.IntegerField(read_only=True)
     reference = serializers.CharField(read_only=True)
     pump = serializers.IntegerField(source="pump_id", read_only=True)
+    refill = serializers.IntegerField(source="refill_id", read_only=True, allow_null=True)
     kind = serializers.CharField(read_only=True)
     severity = serializers.SerializerMethodField()
     status = serializers.CharField(read_only=True)
     raised_at = AwareDateTimeField(read_only=True)
     acknowledged_at = AwareDateTimeField(read_only=True, allow_null=True)
     resolved_at = AwareDateTimeField(read_only=True, allow_null=True)
+    resolution = serializers.CharField(read_only=True)
 
     def clinic_zone(self, instance):
         return instance.clinic.zone
@@ -56,4 +58,24 @@ class AlertAcknowledgeView(ApiView):
         alert = get_object_or_404(_alerts(request.user), pk=pk)
         require(request.user, "alerts.acknowledge", alert)
         alert = services.acknowledge_alert(alert=alert, actor=request.user)
+        return Response(AlertSerializer(alert).data)
+
+
+class ResolveSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=255, help_text="How it was resolved (a review's conclusion).")
+
+
+class AlertResolveView(ApiView):
+    """A physician review (discrepancy, drift, refill after empty) is resolved by a physician only:
+    403 for the other roles, who may acknowledge it."""
+
+    serializer_class = AlertSerializer
+
+    @extend_schema(request=ResolveSerializer, responses=AlertSerializer)
+    def post(self, request, pk):
+        alert = get_object_or_404(_alerts(request.user), pk=pk)
+        require(request.user, alert.resolve_permission, alert)
+        body = ResolveSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        alert = services.resolve_alert(alert=alert, actor=request.user, reason=body.validated_data["reason"])
         return Response(AlertSerializer(alert).data)

@@ -105,6 +105,7 @@ class Wanted:
     kind: str
     severity: int
     detail: str = ""
+    refill_id: int | None = None
 
 
 @dataclass
@@ -278,10 +279,21 @@ def _snapshot(policies, clinic_id, severity) -> dict:
     return policies.get((clinic_id, severity)) or {"severity": severity, "repeat_count": 0, "levels": []}
 
 
-def raise_alert(*, pump_id: int, clinic_id: int, kind: str, severity: int, now: datetime, detail: str = ""):
-    """Raise (or upgrade) one alert at once: the path for reported alarms and discrepancies."""
-    report = _reconcile(now, {dedupe_key(kind, pump_id): Wanted(pump_id, clinic_id, kind, severity, detail)}, ())
-    return Alert.objects.open().filter(dedupe_key=dedupe_key(kind, pump_id)).first(), report
+def raise_alert(
+    *,
+    pump_id: int,
+    clinic_id: int,
+    kind: str,
+    severity: int,
+    now: datetime,
+    detail: str = "",
+    refill_id: int | None = None,
+):
+    """Raise (or upgrade) one alert at once: the path for reported alarms and discrepancies.
+    ``refill_id``: the refill a review is about (one review per refill, REFILL_REVIEW_KINDS)."""
+    key = dedupe_key(kind, pump_id, refill_id)
+    report = _reconcile(now, {key: Wanted(pump_id, clinic_id, kind, severity, detail, refill_id)}, ())
+    return Alert.objects.open().filter(dedupe_key=key).first(), report
 
 
 def evaluate_conditions(now: datetime, pump_ids=None) -> StepReport:
@@ -309,6 +321,7 @@ def _reconcile(now, wanted: dict[str, Wanted], resolvable_kinds, pump_ids=None) 
         Alert(
             clinic_id=w.clinic_id,
             pump_id=w.pump_id,
+            refill_id=w.refill_id,
             kind=w.kind,
             severity=w.severity,
             dedupe_key=key,

@@ -12,7 +12,7 @@ from simple_history.models import HistoricalRecords
 
 from clinics.access import scope
 from clinics.models import Clinic, Rotation
-from patients.models import Pump
+from patients.models import Pump, RefillVisit
 
 
 class Severity(models.IntegerChoices):
@@ -56,7 +56,17 @@ CLINIC_LEVEL_KINDS = (AlertKind.ROTA_GAP,)
 REFILL_FAMILY = (AlertKind.REFILL_DUE, AlertKind.REFILL_OVERDUE, AlertKind.RESERVOIR_CRITICAL)
 
 
-def dedupe_key(kind: str, pump_id: int) -> str:
+# Reviews of one refill (its residual, its restart after an empty reservoir): one alert per refill,
+# so a second discrepancy on the same pump raises its own review instead of vanishing into the first.
+REFILL_REVIEW_KINDS = (AlertKind.RESIDUAL_DISCREPANCY, AlertKind.REFILL_AFTER_EMPTY)
+
+# Physician reviews (DESIGN.md "Who may do what"): only a physician resolves them; others acknowledge.
+PHYSICIAN_REVIEW_KINDS = (AlertKind.RESIDUAL_DISCREPANCY, AlertKind.DELIVERY_DRIFT, AlertKind.REFILL_AFTER_EMPTY)
+
+
+def dedupe_key(kind: str, pump_id: int, refill_id: int | None = None) -> str:
+    if refill_id is not None and kind in REFILL_REVIEW_KINDS:
+        return f"{kind}:refill:{refill_id}"
     family = "refill" if kind in REFILL_FAMILY else kind
     return f"{family}:pump:{pump_id}"
 
@@ -167,6 +177,15 @@ class Alert(models.Model):
         related_name="alerts",
         help_text="None: a clinic-level kind.",
     )
+    # The refill a review is about (REFILL_REVIEW_KINDS); its dedupe key names it.
+    refill = models.ForeignKey(
+        RefillVisit,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="alerts",
+        help_text="The refill a physician review is about.",
+    )
     kind = models.CharField(max_length=30, choices=AlertKind.choices)
     severity = models.PositiveSmallIntegerField(choices=Severity.choices)
     dedupe_key = models.CharField(max_length=100)
@@ -230,6 +249,15 @@ class Alert(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status in self.OPEN_STATUSES
+
+    @property
+    def is_physician_review(self) -> bool:
+        return self.kind in PHYSICIAN_REVIEW_KINDS
+
+    @property
+    def resolve_permission(self) -> str:
+        """The rule a user needs to resolve this alert: a physician review needs the physician role."""
+        return "patients.review_clinical" if self.is_physician_review else "alerts.acknowledge"
 
 
 class AlertEvent(models.Model):

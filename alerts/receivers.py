@@ -68,6 +68,7 @@ def on_refill(
             severity=Severity.REVIEW,
             now=now,
             detail="Residual out of tolerance: physician review",
+            refill_id=refill.pk,
         )
     if not amended and refill.withdrawal_signs:
         # CLINICAL.md "Refill after a projected empty reservoir": a sign ticked is an emergency.
@@ -88,6 +89,7 @@ def on_refill(
             severity=Severity.REVIEW,
             now=now,
             detail="Refilled after a projected empty reservoir: physician review",
+            refill_id=refill.pk,
         )
     if evaluate:  # otherwise a batch (an import) evaluates all its pumps at once when it ends
         engine.evaluate_conditions(now, pump_ids=[pump.pk])

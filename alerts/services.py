@@ -54,10 +54,11 @@ def acknowledge_alert(*, alert: Alert, actor, now: datetime | None = None) -> Al
 
 @transaction.atomic
 def resolve_alert(*, alert: Alert, actor, reason: str, now: datetime | None = None) -> Alert:
-    """Close an alert by hand (a physician's review done, an alarm dealt with)."""
+    """Close an alert by hand (a physician's review done, an alarm dealt with). A physician review
+    (discrepancy, drift, refill after empty) is closed by a physician only; others acknowledge it."""
     now = now or timezone.now()
-    if not actor.has_perm("alerts.acknowledge", alert):
-        raise PermissionDenied
+    if not actor.has_perm(alert.resolve_permission, alert):
+        raise PermissionDenied("Only a physician resolves a physician review; you may acknowledge it.")
     if not (reason or "").strip():
         raise ValidationError({"reason": "Say how it was resolved."})
     if not alert.is_open:

@@ -4,7 +4,7 @@ from urllib.parse import urlsplit
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count, Q
 from django.shortcuts import get_object_or_404, redirect, render
@@ -46,7 +46,12 @@ def alert_detail(request, pk):
     return render(
         request,
         "alerts/alert_detail.html",
-        {"alert": alert, "timeline": timeline, "can_act": request.user.has_perm("alerts.acknowledge", alert)},
+        {
+            "alert": alert,
+            "timeline": timeline,
+            "can_act": request.user.has_perm("alerts.acknowledge", alert),
+            "can_resolve": request.user.has_perm(alert.resolve_permission, alert),
+        },
     )
 
 
@@ -69,6 +74,8 @@ def resolve(request, pk):
     alert = get_object_or_404(Alert.objects.for_user(request.user), pk=pk)
     try:
         services.resolve_alert(alert=alert, actor=request.user, reason=request.POST.get("reason", ""))
+    except PermissionDenied as exc:
+        messages.error(request, str(exc) or "Your role in this clinic does not allow this.")
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     else:

@@ -11,6 +11,7 @@ from patients import api as patients_api
 v1 = [
     path("alerts/", alerts_api.AlertListView.as_view(), name="api-alerts"),
     path("alerts/<int:pk>/acknowledge/", alerts_api.AlertAcknowledgeView.as_view(), name="api-alert-acknowledge"),
+    path("alerts/<int:pk>/resolve/", alerts_api.AlertResolveView.as_view(), name="api-alert-resolve"),
     path("auth/token/", accounts_api.TokenView.as_view(), name="api-token"),
     path("clinics/", clinics_api.ClinicListView.as_view(), name="api-clinics"),
     path("staff/", clinics_api.StaffCreateView.as_view(), name="api-staff"),
