@@ -3,6 +3,7 @@
 The worked example pump (tests/factories.py) holds 40 mL of 2000 mcg/mL at 600 mcg/day: 0.3 mL/day.
 """
 
+import importlib
 from datetime import datetime, timedelta
 from decimal import Decimal as D
 from zoneinfo import ZoneInfo
@@ -158,3 +159,29 @@ def test_nurse_posting_resolve_on_a_review_gets_an_error_and_it_stays_open(clien
     assert b"Only a physician resolves a physician review" in response.content
     review.refresh_from_db()
     assert review.is_open
+
+
+@pytest.mark.django_db
+def test_upgrade_links_an_open_review_to_the_discrepant_refill_it_was_raised_for(clinic, nurse):
+    from django.apps import apps
+
+    link_open_reviews = importlib.import_module("alerts.migrations.0007_alert_refill").link_open_reviews
+    pump = filled_pump(clinic, nurse)
+    with time_machine.travel(FIRST_REVIEW, tick=False):  # the row's created_at is the clock's
+        refill = discrepant_refill(pump, nurse, FIRST_REVIEW, "3", "Short by 5.5 mL")
+    # As the upgrade finds it: one review per pump, its key naming the pump, no refill.
+    Alert.objects.filter(pump=pump).update(refill=None, dedupe_key=f"residual_discrepancy:pump:{pump.pk}")
+    unmatched, _ = engine.raise_alert(
+        pump_id=filled_pump(clinic, nurse).pk,
+        clinic_id=clinic.pk,
+        kind=AlertKind.RESIDUAL_DISCREPANCY,
+        severity=Severity.REVIEW,
+        now=FIRST_REVIEW,
+    )
+
+    link_open_reviews(apps, None)
+
+    linked = Alert.objects.get(pump=pump)
+    assert (linked.refill_id, linked.dedupe_key) == (refill.pk, f"residual_discrepancy:refill:{refill.pk}")
+    unmatched.refresh_from_db()
+    assert (unmatched.refill_id, unmatched.dedupe_key) == (None, f"residual_discrepancy:pump:{unmatched.pump_id}")
