@@ -33,6 +33,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include("itb_tracker.api_urls")),
     path("clinic/", include("clinic_admin.urls")),
+    path("reports/", include("reports.urls")),
     path("", include("alerts.urls")),
     path("", include("patients.urls")),
 ]
