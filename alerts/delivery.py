@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import math
+import uuid
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -25,8 +27,14 @@ def backoff_seconds(attempts: int) -> int:
 def claim(notification_id: int, now: datetime) -> bool:
     """Compare-and-set: only a pending notification whose retry time has come is taken, with a lease.
     A sent one is never pending again, so it is never sent twice by this path."""
+    return claim_row(Notification.objects.all(), notification_id, now)
+
+
+def claim_row(outbox, pk: int, now: datetime) -> bool:
+    """The claim of any outbox row with Notification's delivery fields (``status`` with its values,
+    ``next_attempt_at``, ``lease_until``, ``attempts``): the monthly report digest uses it too."""
     return bool(
-        Notification.objects.filter(pk=notification_id, status=Notification.Status.PENDING)
+        outbox.filter(pk=pk, status=Notification.Status.PENDING)
         .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
         .update(
             status=Notification.Status.SENDING,
@@ -34,6 +42,42 @@ def claim(notification_id: int, now: datetime) -> bool:
             attempts=F("attempts") + 1,
         )
     )
+
+
+def take_for_broker(outbox, now: datetime, soon: datetime, *, order_by, limit: int) -> tuple[list[int], dict[int, int]]:
+    """Claim an outbox's pending rows for the broker: new ones, retries due before ``soon``, and
+    ones whose enqueue was lost or never consumed within ``NOTIFICATION_REQUEUE_SECONDS``. Returns
+    the ids taken and the countdowns of those due later. Used by the alerts' scan and the digest."""
+    stale = now - timedelta(seconds=settings.NOTIFICATION_REQUEUE_SECONDS)
+    waiting = (
+        Q(status=Notification.Status.PENDING)
+        & (Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=stale))
+        & (Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=soon))
+    )
+    ids = list(outbox.filter(waiting).order_by(*order_by).values_list("pk", flat=True)[:limit])
+    if not ids:
+        return [], {}
+    # Compare-and-set claim: rows still waiting get this run's token and enqueue time; a concurrent
+    # run's UPDATE finds them no longer waiting and enqueues none of them.
+    token = uuid.uuid4().hex
+    outbox.filter(waiting, pk__in=ids).update(enqueued_at=now, claim=token)
+    rows = list(outbox.filter(claim=token).values_list("pk", "next_attempt_at"))
+    countdowns = {pk: math.ceil((due - now).total_seconds()) for pk, due in rows if due and due > now}
+    return [pk for pk, _ in rows], countdowns
+
+
+def publish_rows(outbox, ids: list[int], countdowns: dict[int, int] | None, send, what: str) -> int:
+    """Publish ``send(pk, countdown=…)`` for each row; on a broker failure the rest go back to the
+    outbox (``enqueued_at`` cleared) for the next run. Returns how many were published."""
+    countdowns = countdowns or {}
+    for position, pk in enumerate(ids):
+        try:
+            send(pk, countdown=countdowns.get(pk))
+        except Exception as exc:  # the broker is down: kombu raises OperationalError and friends
+            log.warning("broker unavailable, %d %s left for the next run: %s", len(ids) - position, what, exc)
+            outbox.filter(pk__in=ids[position:], status=Notification.Status.PENDING).update(enqueued_at=None)
+            return position
+    return len(ids)
 
 
 def deliver(notification_id: int, now: datetime | None = None) -> str:

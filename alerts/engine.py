@@ -20,7 +20,6 @@ The query count of a scan depends on neither the number of pumps nor the number 
 from __future__ import annotations
 
 import logging
-import math
 import time
 import uuid
 from collections import defaultdict
@@ -40,7 +39,7 @@ from patients.models import Appointment, Patient, Pump
 from patients.selectors import with_status
 from patients.services import apply_due_status_changes
 
-from . import enqueue, oncall, quiet_hours
+from . import delivery, enqueue, oncall, quiet_hours
 from .models import (
     REFILL_FAMILY,
     Alert,
@@ -644,47 +643,21 @@ def release_expired_leases(now: datetime) -> int:
 def enqueue_pending(now: datetime, limit: int = BATCH) -> int:
     """Hand pending notifications to the broker after commit: new ones, and ones whose enqueue was
     lost (a broker outage) or never consumed within ``NOTIFICATION_REQUEUE_SECONDS``."""
-    stale = now - timedelta(seconds=settings.NOTIFICATION_REQUEUE_SECONDS)
     # A later step of a personal rule ("SMS after 5 minutes") due before the next scan is handed
     # over now with a countdown, so it leaves on its minute rather than at the following scan.
     soon = now + timedelta(seconds=min(settings.ALERT_SCAN_SECONDS, settings.CELERY_MAX_COUNTDOWN_SECONDS))
-    waiting = (
-        Q(status=Notification.Status.PENDING)
-        & (Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=stale))
-        & (Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=soon))
-    )
     # Most urgent first: after a burst of alerts, emergencies leave before reminders.
-    ids = list(
-        Notification.objects.filter(waiting)
-        .order_by("-alert__severity", "created_at")
-        .values_list("pk", flat=True)[:limit]
+    mine, countdowns = delivery.take_for_broker(
+        Notification.objects.all(), now, soon, order_by=("-alert__severity", "created_at"), limit=limit
     )
-    if not ids:
-        return 0
-    # Compare-and-set claim: rows still waiting get this scan's token and enqueue time; a concurrent
-    # scan's UPDATE finds them no longer waiting and enqueues none of them.
-    token = uuid.uuid4().hex
-    Notification.objects.filter(waiting, pk__in=ids).update(enqueued_at=now, claim=token)
-    rows = list(Notification.objects.filter(claim=token).values_list("pk", "next_attempt_at"))
-    mine = [pk for pk, _ in rows]
-    countdowns = {pk: math.ceil((due - now).total_seconds()) for pk, due in rows if due and due > now}
-    transaction.on_commit(lambda: publish_deliveries(mine, countdowns))
+    if mine:
+        transaction.on_commit(lambda: publish_deliveries(mine, countdowns))
     return len(mine)
 
 
 def publish_deliveries(ids: list[int], countdowns: dict[int, int] | None = None) -> int:
     """Enqueue delivery tasks; on a broker failure the rest go back to the outbox for the next scan."""
-    countdowns = countdowns or {}
-    for position, pk in enumerate(ids):
-        try:
-            enqueue.delivery(pk, countdown=countdowns.get(pk))
-        except Exception as exc:  # the broker is down: kombu raises OperationalError and friends
-            log.warning("broker unavailable, %d deliveries left for the next scan: %s", len(ids) - position, exc)
-            Notification.objects.filter(pk__in=ids[position:], status=Notification.Status.PENDING).update(
-                enqueued_at=None
-            )
-            return position
-    return len(ids)
+    return delivery.publish_rows(Notification.objects.all(), ids, countdowns, enqueue.delivery, what="deliveries")
 
 
 # --- 5. heartbeat and the whole pass ------------------------------------------------------------------

@@ -320,6 +320,9 @@ NOTIFY_ENCRYPTION_KEYS = env.list("NOTIFY_ENCRYPTION_KEYS", default=[NOTIFY_DEV_
 NOTIFY_TIMEOUT_SECONDS = env.float("NOTIFY_TIMEOUT_SECONDS", default=8.0)
 # A method failing this many deliveries in a row is suspended until its owner verifies it again.
 NOTIFY_SUSPEND_AFTER_FAILURES = env.int("NOTIFY_SUSPEND_AFTER_FAILURES", default=5)
+# The monthly report digest (reports/digest.py) is looked for this often; it leaves at the clinic's
+# opening time on its first open day of the month, so the delay is at most this long.
+REPORT_DIGEST_CHECK_SECONDS = env.int("REPORT_DIGEST_CHECK_SECONDS", default=900)
 CELERY_BEAT_SCHEDULE = {
     "alert-scan": {
         "task": "alerts.scan",
@@ -331,6 +334,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "alerts.rota_gaps",
         "schedule": ROTA_GAP_CHECK_SECONDS,
         "options": {"expires": ROTA_GAP_CHECK_SECONDS},
+    },
+    "report-digests": {
+        "task": "reports.digests",
+        "schedule": REPORT_DIGEST_CHECK_SECONDS,
+        "options": {"expires": REPORT_DIGEST_CHECK_SECONDS},
     },
 }
 

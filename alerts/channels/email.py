@@ -23,9 +23,15 @@ def render(alert) -> tuple[str, str]:
 
 def send(notification) -> None:
     subject, body = render(notification.alert)
+    send_text(subject, body, notification.address)
+
+
+def send_text(subject: str, body: str, address: str) -> None:
+    """Send one plain-text message; a refusal raises ``Transient`` or ``Permanent`` (also used by
+    the monthly report digest, which carries no patient identifier either)."""
     try:
         connection = get_connection(timeout=20)
-        EmailMessage(subject, body, to=[notification.address], connection=connection).send(fail_silently=False)
+        EmailMessage(subject, body, to=[address], connection=connection).send(fail_silently=False)
     except smtplib.SMTPRecipientsRefused as exc:
         # A 4xx at RCPT TO (greylisting, a full mailbox, a busy server) is worth retrying; 5xx is final.
         codes = [code for code, _message in exc.recipients.values()]
