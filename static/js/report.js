@@ -50,6 +50,16 @@
       return;
     }
     var unit = trend.unit;
+    if (trend.values.every(function (value) { return value === null; })) {
+      // Nothing to draw: say so in words rather than an empty grid.
+      var note = document.createElement("p");
+      note.className = "trend-empty small text-body-secondary mb-0";
+      note.textContent = "No data in these 12 months.";
+      note.setAttribute("data-trend", canvas.getAttribute("data-trend"));
+      note.setAttribute("data-drawn", "true");
+      canvas.parentNode.replaceWith(note);
+      return;
+    }
     charts.push(new window.Chart(canvas, {
       type: "line",
       data: {
