@@ -18,7 +18,6 @@ from django.utils import timezone
 from django.utils.safestring import mark_safe
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET
-from markdown.extensions.toc import slugify as default_slugify
 
 from clinics.access import log_access, role_in, scope
 from clinics.models import AccessLog, Clinic, Role
@@ -154,18 +153,23 @@ def render_definitions() -> str:
         text = DEFINITIONS.read_text(encoding="utf-8")
     except FileNotFoundError:
         text = "The definitions are missing from this installation (docs/reports.md)."
-    html = markdown.markdown(
-        text,
-        extensions=["toc", "tables", "attr_list", "fenced_code"],
-        extension_configs={
-            "toc": {"slugify": heading_anchor},
-        },
-    )
-    return mark_safe(html)  # noqa: S308 - the project's own document, not user input
+    html = markdown.markdown(text, extensions=["toc", "tables", "attr_list", "fenced_code"])
+    return mark_safe(anchor_figure_keys(html))  # noqa: S308 - the project's own document, not user input
 
 
-def heading_anchor(value: str, separator: str) -> str:
-    """A heading naming a figure key (``refills_on_time_share``) is anchored by that key, so each
-    figure's "Definition" link lands on it; other headings by their words."""
-    match = re.search(r"\b([a-z][a-z0-9]*(?:_[a-z0-9]+)+)\b", value)
-    return match[1] if match else default_slugify(value, separator)
+FIGURE_KEY = re.compile(r"<code>([a-z][a-z0-9]*(?:_[a-z0-9]+)+)</code>")
+
+
+def anchor_figure_keys(html: str) -> str:
+    """The first mention of each figure key (``<code>refills_on_time_share</code>``) becomes its
+    anchor, so each figure's "Definition" link lands on its definition."""
+    seen = set()
+
+    def anchor(match):
+        key = match[1]
+        if key in seen:
+            return match[0]
+        seen.add(key)
+        return f'<code id="{key}">{key}</code>'
+
+    return FIGURE_KEY.sub(anchor, html)

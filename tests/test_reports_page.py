@@ -347,3 +347,15 @@ def test_the_report_page_runs_the_same_queries_for_one_pump_or_many(client, froz
     with CaptureQueriesContext(connection) as five:
         assert client.get(url).status_code == 200
     assert len(five) == len(one), [q["sql"] for q in five.captured_queries]
+
+
+def test_every_figure_has_its_definition_one_click_away(client, frozen, clinic, physician):
+    """Each figure's "Definition" link lands on an anchor of docs/reports.md, rendered."""
+    client.force_login(physician)
+    report = client.get(report_url(clinic)).context["report"]
+    definitions = client.get(reverse("report-definitions"))
+    assert definitions.status_code == 200
+    page = definitions.content.decode()
+    assert "<h1" in page and "<script>" not in page
+    missing = [f.key for f in report.figures if f'id="{f.key}"' not in page]
+    assert missing == []
