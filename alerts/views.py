@@ -11,9 +11,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from clinics.access import scope
+from clinics.access import log_access, log_list_access, scope
 from clinics.middleware import passive
-from clinics.models import Role
+from clinics.models import AccessLog, Role
 
 from . import services
 from .models import Alert, AlertKind, ContactMethod, FailingAddress, Notification, Severity
@@ -30,6 +30,12 @@ def inbox(request):
     ordered = alerts.order_by("-severity", "raised_at") if show == "open" else alerts.order_by("-resolved_at")
     page = Paginator(ordered, 50).get_page(request.GET.get("page"))
     zones = sorted({alert.clinic.timezone for alert in page.object_list})
+    log_list_access(
+        request.user,
+        AccessLog.Action.VIEW,
+        (alert.clinic_id for alert in page.object_list if alert.pump_id),
+        detail=f"alert inbox ({show}) page {page.number}: {len(page.object_list)} alert(s)",
+    )
     return render(request, "alerts/inbox.html", {"page": page, "mine": mine, "show": show, "zones": zones})
 
 
@@ -42,6 +48,8 @@ def alert_detail(request, pk):
         pk=pk,
     )
     services.mark_read(user=request.user, alert=alert)
+    if alert.pump_id:
+        log_access(request.user, AccessLog.Action.VIEW, alert.pump.patient, detail=f"alert {alert.reference}")
     timeline = alert.timeline.select_related("actor")
     return render(
         request,

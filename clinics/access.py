@@ -8,6 +8,8 @@ looked up through a scoped queryset so that it answers 404, never 403.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from django.contrib.contenttypes.models import ContentType
 from django.db.models import QuerySet
 
@@ -67,3 +69,15 @@ def log_access(user, action: str, obj=None, *, clinic=None, detail: str = "") ->
         object_id=obj.pk if obj is not None else None,
         detail=detail[:255],
     )
+
+
+def log_list_access(user, action: str, clinic_ids: Iterable[int | None], *, detail: str) -> list[AccessLog]:
+    """Log a page or API answer that lists patients: one row naming the list (``detail``) for each
+    clinic whose patients it showed — so every clinic's admins see the read — written in one
+    INSERT whatever the number of rows listed; nothing when it showed no patient."""
+    user = user if user is not None and user.is_authenticated else None
+    rows = [
+        AccessLog(user=user, clinic_id=clinic_id, action=action, detail=detail[:255])
+        for clinic_id in sorted({clinic_id for clinic_id in clinic_ids if clinic_id is not None})
+    ]
+    return AccessLog.objects.bulk_create(rows) if rows else []

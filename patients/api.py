@@ -13,7 +13,7 @@ from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 
-from clinics.access import log_access, scope
+from clinics.access import log_access, log_list_access, scope
 from clinics.api import ApiView, as_api_error, require, require_superuser
 from clinics.models import AccessLog
 
@@ -114,8 +114,15 @@ class PatientListView(PatientsApiView):
 
     @extend_schema(operation_id="v1_patients_list", responses={200: PatientSerializer(many=True)})
     def get(self, request):
-        """Patients of the user's clinics."""
-        return Response(self.serializer(PatientSerializer, self.get_queryset(), many=True).data)
+        """Patients of the user's clinics (the read is written to the access log: one row per clinic)."""
+        patients = list(self.get_queryset())
+        log_list_access(
+            request.user,
+            AccessLog.Action.API,
+            (patient.clinic_id for patient in patients),
+            detail=f"patient list: {len(patients)} patient(s)",
+        )
+        return Response(self.serializer(PatientSerializer, patients, many=True).data)
 
     def post(self, request):
         """Register a patient (staff of that clinic, clinic admins included)."""

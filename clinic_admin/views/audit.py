@@ -10,7 +10,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET
 
-from clinics.access import log_access
+from clinics.access import log_access, log_list_access
 from clinics.models import AccessLog
 from patients.models import CaseloadImport
 
@@ -50,6 +50,13 @@ def refill_report(request, clinic_id):
         return response
 
     page = Paginator(visits, PAGE_SIZE).get_page(request.GET.get("page"))
+    if page.object_list:
+        log_list_access(
+            request.user,
+            AccessLog.Action.VIEW,
+            [clinic.pk],
+            detail=f"refill audit page {page.number}: {len(page.object_list)} visit(s)",
+        )
     query = _query_without(request, "page", "format")
     context = {
         "clinic": clinic,
@@ -111,6 +118,15 @@ def access_log(request, clinic_id):
     entries = audit.access_log(clinic, **form.filters) if valid else AccessLog.objects.none()
     page = Paginator(entries, PAGE_SIZE).get_page(request.GET.get("page"))
     page.object_list = audit.with_subjects(page.object_list)
+    # The log names the patients read: reading it is a read of them too (written after this page's
+    # rows were selected, so the page never lists its own reading).
+    if any(entry.subject_object is not None for entry in page.object_list):
+        log_list_access(
+            request.user,
+            AccessLog.Action.VIEW,
+            [clinic.pk],
+            detail=f"access log page {page.number}: {len(page.object_list)} entries",
+        )
     context = {
         "clinic": clinic,
         "section": "access",

@@ -8,8 +8,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
+from clinics.access import log_list_access
 from clinics.calendar import calendar_of
-from clinics.models import WEEKDAYS, ClinicClosure
+from clinics.models import WEEKDAYS, AccessLog, ClinicClosure
 from patients import services
 
 from ..forms import ClosureForm, add_refusal
@@ -84,7 +85,14 @@ def closure_detail(request, clinic_id, closure_id):
                 return redirect("clinic-closure", clinic_id=clinic.pk, closure_id=closure.pk)
             if response := _save(request, clinic, form, closure):
                 return response
-    calendar = calendar_of(clinic)
+    planned = pumps_to_refill_before(clinic, closure, calendar_of(clinic))
+    if planned:
+        log_list_access(
+            request.user,
+            AccessLog.Action.VIEW,
+            [clinic.pk],
+            detail=f"closure planner {closure.first_day:%Y-%m-%d}: {len(planned)} pump(s) to refill before",
+        )
     return render(
         request,
         "clinics/closure_detail.html",
@@ -95,7 +103,7 @@ def closure_detail(request, clinic_id, closure_id):
             "form": form,
             "can_manage": can_manage,
             "can_book": request.user.has_perm(BOOK, clinic),
-            "planned": pumps_to_refill_before(clinic, closure, calendar),
+            "planned": planned,
         },
     )
 

@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from clinics import services as clinic_services
-from clinics.access import log_access
+from clinics.access import log_list_access, roles_by_clinic
 from clinics.models import AccessLog
 from clinics.selectors import on_call_shifts_of
 
@@ -87,12 +87,17 @@ def calendar_feed(request, token):
         .filter(
             assigned_to=user, status=Appointment.Status.SCHEDULED, scheduled_for__gte=now - timedelta(days=PAST_DAYS)
         )
+        .select_related("pump__patient")
         .order_by("scheduled_for")
     )
     on_call = on_call_shifts_of(user, now - timedelta(days=PAST_DAYS), now + timedelta(weeks=ON_CALL_WEEKS))
-    log_access(
+    # Logged in each of the user's clinics (one INSERT), so their admins see every fetch — a feed
+    # fetched from somewhere unexpected is a leaked link to revoke.
+    clinic_ids = set(roles_by_clinic(user)) | {rotation.clinic_id for rotation, _ in on_call}
+    log_list_access(
         user,
         AccessLog.Action.FEED,
+        clinic_ids | {appointment.access_clinic_id for appointment in appointments},
         detail=f"calendar feed: {len(appointments)} appointment(s), {len(on_call)} on-call shift(s)",
     )
     response = HttpResponse(render_feed(appointments, now, on_call), content_type="text/calendar; charset=utf-8")

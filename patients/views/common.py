@@ -1,8 +1,12 @@
-"""Helpers shared by the staff pages: scoped look-ups, the care-staff check, safe redirects."""
+"""Helpers shared by the staff pages: scoped look-ups, the care-staff check, safe redirects, a
+patient's page with its access-log row."""
 
 from django.core.exceptions import PermissionDenied
-from django.shortcuts import get_object_or_404
+from django.shortcuts import get_object_or_404, render
 from django.utils.http import url_has_allowed_host_and_scheme
+
+from clinics.access import log_access
+from clinics.models import AccessLog
 
 from ..selectors import pumps_for_page
 
@@ -38,3 +42,10 @@ def next_url(request, default: str) -> str:
     ):
         return candidate
     return default
+
+
+def render_patient_page(request, template: str, context: dict, patient, *, detail: str, status: int = 200):
+    """Render a page that shows ``patient`` (its header names them, with the MRN) and write the
+    access-log row for that read — forms included: a form of a patient's record is a read of it."""
+    log_access(request.user, AccessLog.Action.VIEW, patient, detail=detail)
+    return render(request, template, context, status=status)

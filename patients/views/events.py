@@ -1,13 +1,13 @@
 """The patient-call quick form: an alarm heard, symptoms reported; emergencies said plainly."""
 
 from django.contrib import messages
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from .. import services
 from ..forms import PumpEventForm, add_refusal
-from .common import get_pump, require_care_staff
+from .common import get_pump, render_patient_page, require_care_staff
 
 EMERGENCY_MESSAGE = (
     "Withdrawal or overdose signs: this is an emergency — send the patient to emergency care now, not a booked refill."
@@ -36,16 +36,18 @@ def pump_event(request, pk):
             else:
                 if services.is_emergency(event.kind, event.symptoms):
                     messages.error(request, EMERGENCY_MESSAGE)
-                    return render(
+                    return render_patient_page(
                         request,
                         "patients/pump_event_emergency.html",
                         {"pump": pump, "patient": pump.patient, "event": event, "message": EMERGENCY_MESSAGE},
+                        pump.patient,
+                        detail=f"pump event {event.pk}",
                     )
                 messages.success(request, f"{event.get_kind_display()} recorded.")
                 return redirect("pump-detail", pk=pump.pk)
     else:
         form = PumpEventForm(pump=pump, initial={"occurred_at": timezone.now()})
-    return render(
+    return render_patient_page(
         request,
         "patients/pump_event_form.html",
         {
@@ -55,4 +57,6 @@ def pump_event(request, pk):
             "emergency_message": EMERGENCY_MESSAGE,
             "emergency_kinds": ["critical_alarm", "withdrawal_symptoms"],
         },
+        pump.patient,
+        detail=f"pump event form {pump.reference}",
     )

@@ -8,14 +8,14 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
-from clinics.access import log_access
+from clinics.access import log_access, log_list_access
 from clinics.models import AccessLog, Clinic
 
 from .. import services
 from ..forms import add_refusal
 from ..models import Patient, Pump
 from ..record_forms import OTHER_RISK_FIELDS, WITHDRAWAL_RISK_FIELDS, PatientForm, PatientStatusForm
-from .common import get_pump
+from .common import get_pump, render_patient_page
 
 EDIT_PATIENT = "patients.register_patient"
 
@@ -86,7 +86,7 @@ def patient_edit(request, pk):
         initial = {name: getattr(patient, name) for name in PatientForm.base_fields if name != "clinic"}
         form = PatientForm(clinics=[patient.clinic], patient=patient, initial=initial)
     context = {**_form_context(form), "title": "Edit patient", "patient": patient}
-    return render(request, "patients/patient_form.html", context)
+    return render_patient_page(request, "patients/patient_form.html", context, patient, detail="edit patient form")
 
 
 @require_http_methods(["GET", "POST"])
@@ -109,7 +109,8 @@ def patient_status(request, pk):
     else:
         form = PatientStatusForm(patient=patient, initial={"effective_on": today})
     pumps = list(patient.pumps.filter(status=Pump.Status.ACTIVE).select_related("pump_model"))
-    return render(request, "patients/patient_status.html", {"form": form, "patient": patient, "pumps": pumps})
+    context = {"form": form, "patient": patient, "pumps": pumps}
+    return render_patient_page(request, "patients/patient_status.html", context, patient, detail="patient status form")
 
 
 @require_GET
@@ -130,13 +131,19 @@ def handover_summary(request, pk):
 def patients_without_pump(request):
     """Active patients with no pump in service: explanted (for infection, say) and awaiting a new
     one, or registered and not yet implanted."""
-    patients = (
+    patients = list(
         Patient.objects.for_user(request.user)
         .active()
         .exclude(pumps__status=Pump.Status.ACTIVE)
         .select_related("clinic")
         .annotate(last_explanted_on=Max("pumps__explanted_on"))
         .order_by("family_name", "given_name", "id")
+    )
+    log_list_access(
+        request.user,
+        AccessLog.Action.VIEW,
+        (patient.clinic_id for patient in patients),
+        detail=f"patients without a pump: {len(patients)} patient(s)",
     )
     return render(
         request,

@@ -11,7 +11,7 @@ from ..forms import add_refusal
 from ..models import Patient, Pump
 from ..record_forms import ExplantForm, ImplantForm, ProgramChangeForm, PumpSettingsForm, ReplaceForm
 from ..selectors import preview_program_change
-from .common import get_pump, require_care_staff, require_perm
+from .common import get_pump, render_patient_page, require_care_staff, require_perm
 from .records import projection_of
 from .refills import _preview_context, plain
 
@@ -53,7 +53,7 @@ def _implant_preview(form, now, old_pump=None) -> dict:
 
 def _implant_page(request, patient, form, old_pump=None):
     preview = _implant_preview(form, timezone.now(), old_pump) if request.method == "POST" else None
-    return render(
+    return render_patient_page(
         request,
         "patients/pump_implant.html",
         {
@@ -65,6 +65,8 @@ def _implant_page(request, patient, form, old_pump=None):
             "preview": preview,
             "preview_pump": form.unsaved_pump() if preview else None,
         },
+        patient,
+        detail=f"replace pump form {old_pump.reference}" if old_pump is not None else "implant pump form",
     )
 
 
@@ -155,7 +157,10 @@ def pump_edit(request, pk):
             "flow_rate_ml_per_day": plain(pump.flow_rate_ml_per_day) if pump.flow_rate_ml_per_day else None,
         }
         form = PumpSettingsForm(clinic=clinic, pump_model=pump.pump_model, initial=initial)
-    return render(request, "patients/pump_edit.html", {"pump": pump, "patient": pump.patient, "form": form})
+    context = {"pump": pump, "patient": pump.patient, "form": form}
+    return render_patient_page(
+        request, "patients/pump_edit.html", context, pump.patient, detail=f"pump settings form {pump.reference}"
+    )
 
 
 @require_http_methods(["GET", "POST"])
@@ -174,7 +179,10 @@ def pump_explant(request, pk):
                 return redirect("patient-detail", pk=pump.patient.pk)
     else:
         form = ExplantForm(initial={"explanted_on": timezone.now().astimezone(pump.patient.clinic.zone).date()})
-    return render(request, "patients/pump_explant.html", {"pump": pump, "patient": pump.patient, "form": form})
+    context = {"pump": pump, "patient": pump.patient, "form": form}
+    return render_patient_page(
+        request, "patients/pump_explant.html", context, pump.patient, detail=f"explant form {pump.reference}"
+    )
 
 
 def _program_preview(pump, form, now) -> dict:
@@ -221,7 +229,7 @@ def program_change(request, pk):
                 daily_dose_mcg=plain(program.daily_dose_mcg), bolus_mcg_per_day=plain(program.bolus_mcg_per_day)
             )
         form = ProgramChangeForm(pump=pump, initial=initial)
-    return render(
+    return render_patient_page(
         request,
         "patients/program_change.html",
         {
@@ -231,6 +239,8 @@ def program_change(request, pk):
             "projection": projection_of(pump),
             "preview": _program_preview(pump, form, timezone.now()) if request.method == "POST" else None,
         },
+        pump.patient,
+        detail=f"dose change form {pump.reference}",
     )
 
 

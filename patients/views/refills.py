@@ -14,7 +14,7 @@ from .. import services
 from ..forms import AmendRefillForm, RefillForm, add_refusal
 from ..models import RefillVisit
 from ..selectors import preview_refill, program_in_effect
-from .common import get_pump, require_care_staff
+from .common import get_pump, render_patient_page, require_care_staff
 from .records import projection_of
 
 
@@ -59,7 +59,7 @@ def refill_create(request, pk):
                 return redirect("refill-card", pk=refill.pk)
     else:
         form = RefillForm(pump=pump, initial=_initial(pump, now))
-    return render(
+    return render_patient_page(
         request,
         "patients/refill_form.html",
         {
@@ -71,6 +71,8 @@ def refill_create(request, pk):
             "preview": _preview_context(pump, form, timezone.now()) if request.method == "POST" else None,
             "empty": _empty_reservoir(pump, form),
         },
+        pump.patient,
+        detail=f"refill form {pump.reference}",
     )
 
 
@@ -230,4 +232,7 @@ def refill_amend(request, pk):
                     return redirect("pump-detail", pk=pump.pk)
     else:
         form = AmendRefillForm(pump=pump, initial=_amend_initial(refill))
-    return render(request, "patients/refill_amend.html", {"refill": refill, "pump": pump, "form": form})
+    context = {"refill": refill, "pump": pump, "form": form}
+    return render_patient_page(
+        request, "patients/refill_amend.html", context, pump.patient, detail=f"amend refill form {refill.pk}"
+    )

@@ -10,13 +10,14 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
+from clinics.access import log_list_access
 from clinics.calendar import calendar_of
-from clinics.models import Clinic
+from clinics.models import AccessLog, Clinic
 
 from .. import services
 from ..forms import AppointmentForm, ScheduleFilterForm, add_refusal
 from ..models import Appointment
-from .common import can_record_care, get_pump, next_url, require_care_staff
+from .common import can_record_care, get_pump, next_url, render_patient_page, require_care_staff
 from .records import projection_of
 
 DEFAULT_HOUR = 9
@@ -81,10 +82,12 @@ def appointment_create(request, pk):
                 "assigned_to": pump.assigned_nurse_id,
             },
         )
-    return render(
+    return render_patient_page(
         request,
         "patients/appointment_form.html",
         {"pump": pump, "patient": pump.patient, "form": form, "projection": projection_of(pump), "next": back},
+        pump.patient,
+        detail=f"appointment form {pump.reference}",
     )
 
 
@@ -143,9 +146,17 @@ def schedule_week(request):
     form = ScheduleFilterForm(initial={"week": monday, "clinic": clinic}, clinics=clinics)
     calendar = calendar_of(clinic)
     days = [(day, [], calendar.why_closed(day)) for day in (monday + timedelta(days=n) for n in range(7))]
+    appointments = list(appointments)
     for appointment in appointments:
         appointment.local = appointment.scheduled_for.astimezone(zone)
         days[(appointment.local.date() - monday).days][1].append(appointment)
+    if appointments:
+        log_list_access(
+            request.user,
+            AccessLog.Action.VIEW,
+            [clinic.pk],
+            detail=f"week schedule from {monday:%Y-%m-%d}: {len(appointments)} appointment(s)",
+        )
     return render(
         request,
         "patients/schedule_week.html",

@@ -5,7 +5,8 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
-from clinics.models import Clinic
+from clinics.access import log_list_access
+from clinics.models import AccessLog, Clinic
 
 from ..forms import WorklistFilterForm
 from ..models import Patient, Pump
@@ -65,6 +66,12 @@ def home(request):
     )
     page = Paginator(pumps, PAGE_SIZE).get_page(data.get("page"))
     rows = [_row(request, pump, now) for pump in page.object_list]
+    log_list_access(
+        request.user,
+        AccessLog.Action.VIEW,
+        (pump.patient.clinic_id for pump in rows),
+        detail=f"{'worklist search' if searching else 'worklist'} page {page.number}: {len(rows)} pump(s)",
+    )
     counts = status_counts(request.user, now)
     context = {
         "form": form,
