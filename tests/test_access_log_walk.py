@@ -152,6 +152,7 @@ def _kwargs_for(name: str, params: list[str], w: World, user) -> dict | None:
         "alert-acknowledge": {"pk": w.alert.pk},
         "alert-resolve": {"pk": w.alert.pk},
         "api-alert-acknowledge": {"pk": w.alert.pk},
+        "api-alert-resolve": {"pk": w.alert.pk},
         "calendar-feed": {"token": w.feed_token},
         "notification-rule": {"severity": w.alert.severity},
         "contact-method-verify": {"pk": ContactMethod.objects.get(user=w.nurse).pk},
