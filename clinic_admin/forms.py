@@ -13,10 +13,20 @@ from datetime import date
 import holidays
 from django import forms
 from django.contrib.auth import get_user_model
+from django.core.validators import MaxValueValidator
 from django.db.models import Q
 from django.forms.models import fields_for_model
 
-from clinics.models import WEEKDAYS, AccessLog, Clinic, ClinicClosure, Membership, Role
+from clinics.models import (
+    HARD_DOSE_LIMIT_MAX_MCG_PER_DAY,
+    HIGH_DOSE_THRESHOLD_MAX_MCG_PER_DAY,
+    WEEKDAYS,
+    AccessLog,
+    Clinic,
+    ClinicClosure,
+    Membership,
+    Role,
+)
 from patients.models import Pump
 
 
@@ -150,6 +160,14 @@ class ClinicSettingsForm(forms.Form):
         self.fields["holiday_country"] = forms.ChoiceField(choices=holiday_country_choices(), required=False)
         for name in ("opens_at", "closes_at"):
             self.fields[name].widget = forms.TimeInput(attrs={"type": "time"}, format="%H:%M")
+        # Dose limits may be lowered, never raised (the model and the database refuse it too).
+        for name, most in (
+            ("max_daily_dose_mcg_per_day", HARD_DOSE_LIMIT_MAX_MCG_PER_DAY),
+            ("high_dose_threshold_mcg_per_day", HIGH_DOSE_THRESHOLD_MAX_MCG_PER_DAY),
+        ):
+            self.fields[name].max_value = most
+            self.fields[name].validators.append(MaxValueValidator(most))
+            self.fields[name].widget.attrs["max"] = f"{most:f}"
         for name, field in self.fields.items():
             field.label = SETTING_LABELS[name]
             if name in SETTING_HELP:

@@ -27,6 +27,12 @@ WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", 
 LONGEST_CLOSURE_DAYS = 366
 
 
+# The most a clinic's dose settings may be (CLINICAL.md "Dose safety"): a clinic may lower them,
+# never raise them (DESIGN.md: "a clinic setting may only tighten a safety limit").
+HARD_DOSE_LIMIT_MAX_MCG_PER_DAY = Decimal("3000")
+HIGH_DOSE_THRESHOLD_MAX_MCG_PER_DAY = Decimal("1000")
+
+
 def default_opening_weekdays() -> list[int]:
     return [0, 1, 2, 3, 4]  # Monday to Friday (date.weekday() numbers)
 
@@ -115,15 +121,17 @@ class Clinic(models.Model):
         max_digits=8,
         decimal_places=2,
         default=Decimal("1000.00"),
-        validators=[MinValueValidator(Decimal("0"))],
-        help_text="A daily dose above this (mcg/day) needs an explicit confirmation.",
+        validators=[MinValueValidator(Decimal("0")), MaxValueValidator(HIGH_DOSE_THRESHOLD_MAX_MCG_PER_DAY)],
+        help_text="A daily dose above this (mcg/day) needs an explicit confirmation (at most 1000, and not "
+        "above the hard limit).",
     )
     max_daily_dose_mcg_per_day = models.DecimalField(
         max_digits=8,
         decimal_places=2,
         default=Decimal("3000.00"),
-        validators=[MinValueValidator(Decimal("0"))],
-        help_text="Hard limit: daily dose plus bolus allowance above this is refused (mcg/day).",
+        validators=[MinValueValidator(Decimal("0")), MaxValueValidator(HARD_DOSE_LIMIT_MAX_MCG_PER_DAY)],
+        help_text="Hard limit: daily dose plus bolus allowance above this is refused (mcg/day; it may be lowered, "
+        "never raised above 3000).",
     )
     reminder_days = models.PositiveSmallIntegerField(
         default=14,
@@ -196,6 +204,24 @@ class Clinic(models.Model):
             models.CheckConstraint(
                 condition=models.Q(drift_alert_ratio__gte=1), name="clinic_drift_ratio_at_least_one"
             ),
+            # A safety limit is only ever tightened, whatever writes the row (page, admin, SQL).
+            models.CheckConstraint(
+                condition=models.Q(
+                    max_daily_dose_mcg_per_day__gte=0, max_daily_dose_mcg_per_day__lte=HARD_DOSE_LIMIT_MAX_MCG_PER_DAY
+                ),
+                name="clinic_hard_dose_limit_at_most_3000",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(
+                    high_dose_threshold_mcg_per_day__gte=0,
+                    high_dose_threshold_mcg_per_day__lte=HIGH_DOSE_THRESHOLD_MAX_MCG_PER_DAY,
+                ),
+                name="clinic_high_dose_threshold_at_most_1000",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(high_dose_threshold_mcg_per_day__lte=models.F("max_daily_dose_mcg_per_day")),
+                name="clinic_high_dose_threshold_within_hard_limit",
+            ),
         ]
 
     def __str__(self):
@@ -214,6 +240,12 @@ class Clinic(models.Model):
                 )
         if self.opens_at is not None and self.closes_at is not None and self.opens_at >= self.closes_at:
             errors["closes_at"] = "The clinic closes after it opens."
+        threshold, limit = self.high_dose_threshold_mcg_per_day, self.max_daily_dose_mcg_per_day
+        if threshold is not None and limit is not None and threshold > limit:
+            errors["high_dose_threshold_mcg_per_day"] = (
+                f"The high-dose threshold cannot be above the hard limit ({limit.normalize():f} mcg/day): "
+                "lower it as well."
+            )
         if errors:
             raise ValidationError(errors)
 

@@ -9,7 +9,7 @@ from decimal import Decimal
 from django.db import transaction
 
 from clinics.access import role_in
-from clinics.models import Clinic, Role
+from clinics.models import HARD_DOSE_LIMIT_MAX_MCG_PER_DAY, HIGH_DOSE_THRESHOLD_MAX_MCG_PER_DAY, Clinic, Role
 
 from ..models import (
     Program,
@@ -45,7 +45,9 @@ def _dose_errors(
 ) -> dict[str, str]:
     errors: dict[str, str] = {}
     total = daily_dose_mcg + bolus_mcg_per_day
-    limit = clinic.max_daily_dose_mcg_per_day
+    # The clinic's figures, never above CLINICAL.md's (the database refuses them too; belt and braces).
+    limit = min(clinic.max_daily_dose_mcg_per_day, HARD_DOSE_LIMIT_MAX_MCG_PER_DAY)
+    threshold = min(clinic.high_dose_threshold_mcg_per_day, HIGH_DOSE_THRESHOLD_MAX_MCG_PER_DAY)
     if daily_dose_mcg < 0:
         errors["daily_dose_mcg"] = "A daily dose cannot be negative."
     elif bolus_mcg_per_day < 0:
@@ -64,10 +66,10 @@ def _dose_errors(
         return errors
     if dose_change_confirmed:
         return errors
-    if total > clinic.high_dose_threshold_mcg_per_day:
+    if total > threshold:
         errors["dose_change_confirmed"] = (
             f"{total.normalize():f} mcg/day is above the clinic's high-dose threshold of "
-            f"{clinic.high_dose_threshold_mcg_per_day.normalize():f} mcg/day: confirm it is intended "
+            f"{threshold.normalize():f} mcg/day: confirm it is intended "
             "(60 mcg per hour typed as a daily dose is 1440 mcg/day)."
         )
     else:
