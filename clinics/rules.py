@@ -30,6 +30,9 @@ is_clinic_admin = _has_role_predicate("is_clinic_admin", {Role.CLINIC_ADMIN})
 
 # read patients, pumps, visits of own clinics
 rules.add_perm("patients.view_record", is_member)
+# read the change history of those records (who changed what, amendments and their reasons: clinical
+# information, so care staff read it as admins do); issue 9 "Also decided"
+rules.add_perm("patients.view_history", is_member)
 # register and edit patients: demographics, contacts, risk flags, status (clinic admins too)
 rules.add_perm("patients.register_patient", is_member)
 # implant, edit, explant and replace pumps (not clinic admins)
@@ -45,5 +48,6 @@ rules.add_perm("alerts.acknowledge", is_member)
 rules.add_perm("clinics.manage_clinic", is_clinic_admin)
 # import a caseload (patients, pumps, last refill, program): recorded as that admin
 rules.add_perm("clinics.import_caseload", is_clinic_admin)
-# audit report, history, access log, CSV export
+# audit report, access log, CSV export, and the history of the clinic's own settings, staff,
+# rotas, escalation policies and webhooks (not clinical records: those are patients.view_history)
 rules.add_perm("clinics.audit", is_clinic_admin)

@@ -82,18 +82,82 @@ def csv_rows(response) -> list[dict]:
 
 
 @pytest.mark.django_db
-def test_care_staff_are_refused_the_audit_pages(client, clinic, nurse, physician, visits):
+def test_nurse_cannot_read_the_audit_report_access_log_or_export(client, clinic, nurse, physician, visits):
+    """Care staff read a record's change history (below), never the audit report, its CSV export,
+    the access log, nor the history of the clinic's settings and staff (clinic admins only)."""
+    membership = Membership.objects.get(user=nurse, clinic=clinic)
     pages = [
         audit_url(clinic),
         audit_url(clinic, format="csv"),
-        reverse("clinic-history", args=[clinic.pk, "refill", visits["feb"].pk]),
         reverse("clinic-access-log", args=[clinic.pk]),
+        reverse("clinic-history", args=[clinic.pk, "clinic", clinic.pk]),
+        reverse("clinic-history", args=[clinic.pk, "membership", membership.pk]),
     ]
     for user in (nurse, physician):
         client.force_login(user)
         for url in pages:
             assert client.get(url).status_code == 403, url
     assert not AccessLog.objects.filter(action=AccessLog.Action.EXPORT).exists()
+
+
+@pytest.mark.django_db
+def test_nurse_reads_the_change_history_of_an_amended_refill_with_its_reason(client, clinic, nurse, physician, visits):
+    """DESIGN.md's role table (issue 9, "Also decided"): amendments and their reasons are clinical
+    information, so the care staff who read the record read its history; the read is logged."""
+    refill = visits["jan_second"]
+    services.amend_refill(
+        refill=refill,
+        actor=physician,
+        amend_reason="Transcription error: 35 mL were added",
+        volume_added_ml=D("35"),
+        now=AUDIT_DAY,
+    )
+    client.force_login(nurse)
+    url = reverse("clinic-history", args=[clinic.pk, "refill", refill.pk])
+    response = client.get(url)
+    assert response.status_code == 200
+    amendment = response.context["page"].object_list[0]
+    assert (amendment.user, amendment.reason) == (physician, "Transcription error: 35 mL were added")
+    assert ("Volume added (mL)", "40 mL", "35 mL") in amendment.changes
+    page = response.content.decode()
+    # Not the administration tabs, nor the audit report's link: a way back to the patient instead.
+    assert reverse("clinic-audit", args=[clinic.pk]) not in page
+    assert reverse("clinic-access-log", args=[clinic.pk]) not in page
+    assert reverse("patient-detail", args=[refill.pump.patient_id]) in page
+    logged = AccessLog.objects.get(user=nurse, action=AccessLog.Action.VIEW)
+    assert logged.subject == refill.pump.patient
+    # The pump page links each refill's history and the pump's.
+    pump_page = client.get(reverse("pump-detail", args=[refill.pump_id])).content.decode()
+    assert url in pump_page
+    assert reverse("clinic-history", args=[clinic.pk, "pump", refill.pump_id]) in pump_page
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("kind", ["patient", "pump", "refill", "program", "appointment", "event"])
+def test_physician_reads_the_history_of_every_patient_record_kind(client, clinic, nurse, physician, visits, kind):
+    pump = visits["first"]
+    if kind == "appointment":
+        pk = services.schedule_appointment(
+            pump=pump, actor=nurse, kind="refill", scheduled_for=AUDIT_DAY + timedelta(days=30), now=AUDIT_DAY
+        )[0].pk
+    elif kind == "event":
+        pk = services.record_pump_event(pump=pump, actor=nurse, kind="other", occurred_at=AUDIT_DAY, now=AUDIT_DAY).pk
+    else:
+        pk = {"patient": pump.patient_id, "pump": pump.pk, "refill": visits["feb"].pk}.get(kind)
+        pk = pk or visits["feb"].program_id
+    client.force_login(physician)
+    response = client.get(reverse("clinic-history", args=[clinic.pk, kind, pk]))
+    assert response.status_code == 200
+    assert response.context["page"].object_list
+
+
+@pytest.mark.django_db
+def test_a_nurse_of_another_clinic_finds_no_history_here(client, clinic, other_clinic, visits):
+    outsider = member(other_clinic, Role.NURSE, username="othernurse")
+    client.force_login(outsider)
+    assert client.get(reverse("clinic-history", args=[clinic.pk, "refill", visits["feb"].pk])).status_code == 404
+    own = reverse("clinic-history", args=[other_clinic.pk, "refill", visits["feb"].pk])
+    assert client.get(own).status_code == 404
 
 
 @pytest.mark.django_db

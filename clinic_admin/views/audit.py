@@ -16,7 +16,7 @@ from patients.models import CaseloadImport
 
 from .. import audit
 from ..forms import AccessLogFilterForm, RefillAuditFilterForm
-from .common import AUDIT, clinic_for
+from .common import AUDIT, HISTORY, clinic_for
 
 PAGE_SIZE = 50
 
@@ -81,11 +81,13 @@ def _patient_of(kind_key, obj):
 
 @require_GET
 def record_history(request, clinic_id, kind, pk):
-    """Who changed what, when, for one record of this clinic (read-only)."""
-    clinic = clinic_for(request, clinic_id, AUDIT)
+    """Who changed what, when, for one record of this clinic (read-only). A patient's records
+    (patient, pump, refill, program, appointment, event): every member who may read them, care
+    staff included; the clinic's own settings, staff, rotas, policies and webhooks: its admins."""
     history_kind = audit.HISTORY_KINDS.get(kind)
     if history_kind is None:
         raise Http404("No history is kept for that kind of record.")
+    clinic = clinic_for(request, clinic_id, HISTORY if kind in audit.PATIENT_RECORD_KINDS else AUDIT)
     try:
         obj = audit.history_object(history_kind, clinic, pk)
     except history_kind.model.DoesNotExist:
@@ -106,6 +108,7 @@ def record_history(request, clinic_id, kind, pk):
         "record": audit.describe_record(history_kind, obj, clinic.zone),
         "patient": patient,
         "page": page,
+        "can_audit": request.user.has_perm(AUDIT, clinic),
     }
     return render(request, "clinics/history.html", context)
 

@@ -8,6 +8,7 @@ from clinics.models import Clinic, Role
 
 MANAGE = "clinics.manage_clinic"
 AUDIT = "clinics.audit"
+HISTORY = "patients.view_history"
 
 
 def clinic_for(request, clinic_id: int, perm: str) -> Clinic:
