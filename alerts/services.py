@@ -61,6 +61,10 @@ def resolve_alert(*, alert: Alert, actor, reason: str, now: datetime | None = No
         raise PermissionDenied("Only a physician resolves a physician review; you may acknowledge it.")
     if not (reason or "").strip():
         raise ValidationError({"reason": "Say how it was resolved."})
+    longest = Alert._meta.get_field("resolution").max_length
+    if len(reason.strip()) > longest:
+        # Refused, not cut short: the resolution is kept whole on the alert and its timeline.
+        raise ValidationError({"reason": f"Say it in at most {longest} characters (it has {len(reason.strip())})."})
     if not alert.is_open:
         raise ValidationError({"status": "This alert is already resolved."})
     engine.resolve_alerts(Alert.objects.filter(pk=alert.pk), now, reason.strip(), actor)

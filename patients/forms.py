@@ -11,7 +11,7 @@ from django.utils import timezone
 from clinics.models import Clinic
 
 from . import services
-from .models import Appointment, DrugProduct, PumpEvent
+from .models import NOTE_MAX_CHARS, REASON_MAX_CHARS, Appointment, DrugProduct, PumpEvent
 from .selectors import TIERS, care_staff_of, physicians_of
 
 LOCAL_INPUT_FORMATS = ("%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S")
@@ -164,6 +164,7 @@ class RefillForm(forms.Form):
     discrepancy_reason = forms.CharField(
         label="Reason the residual differs from the expected volume",
         required=False,
+        max_length=REASON_MAX_CHARS,
         widget=forms.Textarea(attrs={"rows": 2}),
         help_text="Required when the residual is out of tolerance; a physician will review it.",
     )
@@ -183,7 +184,9 @@ class RefillForm(forms.Form):
         widget=forms.CheckboxSelectMultiple,
         help_text="Ask about each sign. Any of them raises the emergency pump alarm on saving.",
     )
-    notes = forms.CharField(label="Notes", required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    notes = forms.CharField(
+        label="Notes", required=False, max_length=NOTE_MAX_CHARS, widget=forms.Textarea(attrs={"rows": 2})
+    )
 
     def __init__(self, *args, pump, **kwargs):
         super().__init__(*args, **kwargs)
@@ -265,6 +268,7 @@ class RefillForm(forms.Form):
 class AmendRefillForm(RefillForm):
     amend_reason = forms.CharField(
         label="Reason for the amendment",
+        max_length=REASON_MAX_CHARS,
         widget=forms.Textarea(attrs={"rows": 2}),
         help_text="Required. The original values stay in the record's history.",
     )
@@ -316,7 +320,9 @@ class AppointmentForm(forms.Form):
     kind = forms.ChoiceField(label="Kind", choices=Appointment.Kind.choices, initial=Appointment.Kind.REFILL)
     scheduled_for = ClinicDateTimeField(label="Date and time")
     assigned_to = PersonChoiceField(label="Assigned to", queryset=None, required=False, empty_label="— unassigned —")
-    notes = forms.CharField(label="Notes", required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    notes = forms.CharField(
+        label="Notes", required=False, max_length=NOTE_MAX_CHARS, widget=forms.Textarea(attrs={"rows": 2})
+    )
     closed_day_confirmed = forms.BooleanField(
         label="Book on a day the clinic is closed", required=False, widget=forms.HiddenInput
     )
@@ -352,7 +358,9 @@ class PumpEventForm(forms.Form):
         choices=list(services.OVERDOSE_SIGNS.items()),
         widget=forms.CheckboxSelectMultiple,
     )
-    notes = forms.CharField(label="Notes", required=False, widget=forms.Textarea(attrs={"rows": 3}))
+    notes = forms.CharField(
+        label="Notes", required=False, max_length=NOTE_MAX_CHARS, widget=forms.Textarea(attrs={"rows": 3})
+    )
 
     def __init__(self, *args, pump, **kwargs):
         super().__init__(*args, **kwargs)

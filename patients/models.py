@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.validators import MaxLengthValidator
 from django.db import models
 from django.db.models import F, Q
 from simple_history.models import HistoricalRecords
@@ -22,6 +23,14 @@ VOLUME = {"max_digits": 6, "decimal_places": 2}  # mL, up to 9999.99
 DOSE = {"max_digits": 8, "decimal_places": 2}  # mcg/day
 CONCENTRATION = {"max_digits": 8, "decimal_places": 2}  # mcg/mL
 RATE = {"max_digits": 8, "decimal_places": 4}  # mL/day
+
+# Free text has a maximum length (issue 9, item 10: a 100,000-character note stretched the pump
+# page). A validator, not a column length: text already stored is never truncated; the forms, the
+# API and the services refuse longer input on the field.
+NOTE_MAX_CHARS = 2000
+REASON_MAX_CHARS = 500
+NOTE = {"blank": True, "validators": [MaxLengthValidator(NOTE_MAX_CHARS)]}
+REASON = {"blank": True, "validators": [MaxLengthValidator(REASON_MAX_CHARS)]}
 
 
 class PumpModel(models.Model):
@@ -43,7 +52,7 @@ class PumpModel(models.Model):
         blank=True,
         help_text="The battery stops this many days after the elective replacement indicator (empty: no battery).",
     )
-    notes = models.TextField(blank=True)
+    notes = models.TextField(**NOTE)
     is_active = models.BooleanField(default=True)
     history = HistoricalRecords()
 
@@ -115,7 +124,7 @@ class Patient(models.Model):
     family_name = models.CharField(max_length=100)
     birth_date = models.DateField()
     phone = models.CharField(max_length=40, blank=True)
-    contact_notes = models.TextField(blank=True, help_text="Carer, alternative contacts.")
+    contact_notes = models.TextField(**NOTE, help_text="Carer, alternative contacts.")
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE)
     # The last status change (PatientStatusChange keeps them all, with who recorded them).
     status_reason = models.CharField(max_length=255, blank=True)
@@ -134,7 +143,7 @@ class Patient(models.Model):
     renal_impairment = models.BooleanField(default=False)
     cns_depressants = models.BooleanField("takes CNS depressants", default=False)
     pregnancy_or_breastfeeding = models.BooleanField(default=False)
-    risk_notes = models.TextField(blank=True)
+    risk_notes = models.TextField(**NOTE)
 
     created_at = models.DateTimeField(auto_now_add=True)
     history = HistoricalRecords()
@@ -202,7 +211,7 @@ class Pump(models.Model):
     )
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE)
     explant_reason = models.CharField(max_length=20, choices=ExplantReason.choices, blank=True)
-    explant_notes = models.TextField(blank=True)
+    explant_notes = models.TextField(**NOTE)
     replaces = models.OneToOneField(
         "self",
         on_delete=models.PROTECT,
@@ -398,15 +407,15 @@ class RefillVisit(models.Model):
     drug_expires_on = models.DateField("vial or beyond-use date", null=True, blank=True)
     program = models.OneToOneField(Program, on_delete=models.PROTECT, related_name="refill")
     discrepancy = models.BooleanField(default=False)
-    discrepancy_reason = models.TextField(blank=True)
+    discrepancy_reason = models.TextField(**REASON)
     # Refill after a projected empty reservoir (CLINICAL.md): when it had run empty, and the
     # withdrawal assessment made at the visit (keys of services.WITHDRAWAL_SIGNS).
     empty_since = models.DateTimeField(null=True, blank=True)
     nothing_aspirated = models.BooleanField(default=False)
     withdrawal_signs = models.JSONField(default=list, blank=True)
-    notes = models.TextField(blank=True)
+    notes = models.TextField(**NOTE)
     amended_at = models.DateTimeField(null=True, blank=True)
-    amend_reason = models.TextField(blank=True)
+    amend_reason = models.TextField(**REASON)
     created_at = models.DateTimeField(auto_now_add=True)
     history = HistoricalRecords()
 
@@ -464,7 +473,7 @@ class Appointment(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="appointments"
     )
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.SCHEDULED)
-    notes = models.TextField(blank=True)
+    notes = models.TextField(**NOTE)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
@@ -517,8 +526,8 @@ class PumpEvent(models.Model):
     )
     source = models.CharField(max_length=20, choices=Source.choices, default=Source.PATIENT_CALL)
     symptoms = models.JSONField(default=list, blank=True, help_text="Checklist items reported.")
-    notes = models.TextField(blank=True)
-    resolution = models.TextField(blank=True)
+    notes = models.TextField(**NOTE)
+    resolution = models.TextField(**NOTE)
     created_at = models.DateTimeField(auto_now_add=True)
     history = HistoricalRecords()
 

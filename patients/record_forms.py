@@ -9,7 +9,7 @@ from django import forms
 from django.utils import timezone
 
 from .forms import ClinicDateTimeField, DateInput, PersonChoiceField, RefillForm, dose_field, volume_field
-from .models import Patient, Pump, PumpModel
+from .models import NOTE_MAX_CHARS, Patient, Pump, PumpModel
 from .selectors import care_staff_of, physicians_of
 
 
@@ -43,6 +43,7 @@ class PatientForm(forms.Form):
     contact_notes = forms.CharField(
         label="Caregiver or emergency contact",
         required=False,
+        max_length=NOTE_MAX_CHARS,
         widget=forms.Textarea(attrs={"rows": 2}),
         help_text="Name, relation and phone of whoever to call when the patient cannot answer.",
     )
@@ -59,7 +60,9 @@ class PatientForm(forms.Form):
     renal_impairment = forms.BooleanField(label="Renal impairment", required=False)
     cns_depressants = forms.BooleanField(label="Takes CNS depressants", required=False)
     pregnancy_or_breastfeeding = forms.BooleanField(label="Pregnancy or breast-feeding", required=False)
-    risk_notes = forms.CharField(label="Other risk notes", required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    risk_notes = forms.CharField(
+        label="Other risk notes", required=False, max_length=NOTE_MAX_CHARS, widget=forms.Textarea(attrs={"rows": 2})
+    )
 
     def __init__(self, *args, clinics, patient=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -211,7 +214,9 @@ class PumpSettingsForm(forms.Form):
 class ExplantForm(forms.Form):
     explanted_on = forms.DateField(label="Explanted on", widget=DateInput())
     reason = forms.ChoiceField(label="Reason", choices=())
-    notes = forms.CharField(label="Notes", required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    notes = forms.CharField(
+        label="Notes", required=False, max_length=NOTE_MAX_CHARS, widget=forms.Textarea(attrs={"rows": 2})
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

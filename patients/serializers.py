@@ -27,7 +27,16 @@ from clinics.serializers import (
 )
 
 from . import depletion, services
-from .models import Appointment, DrugProduct, Patient, Pump, PumpEvent, PumpModel
+from .models import (
+    NOTE_MAX_CHARS,
+    REASON_MAX_CHARS,
+    Appointment,
+    DrugProduct,
+    Patient,
+    Pump,
+    PumpEvent,
+    PumpModel,
+)
 
 User = get_user_model()
 
@@ -36,7 +45,9 @@ VOLUME = {"max_digits": 6, "decimal_places": 2}  # mL
 DOSE = {"max_digits": 8, "decimal_places": 2}  # mcg/day
 CONCENTRATION = {"max_digits": 8, "decimal_places": 2}  # mcg/mL
 RATE = {"max_digits": 8, "decimal_places": 4}  # mL/day
-TEXT = {"max_length": 5000, "allow_blank": True}
+# Free text (patients/models.py): notes 2,000 characters, reasons 500; longer is 400 on the field.
+TEXT = {"max_length": NOTE_MAX_CHARS, "allow_blank": True}
+REASON = {"max_length": REASON_MAX_CHARS, "allow_blank": True}
 CENT = Decimal("0.01")
 
 
@@ -400,7 +411,7 @@ class RefillCreateSerializer(StrictInputMixin, serializers.Serializer):
     )
     performed_elsewhere = serializers.CharField(max_length=255, required=False, allow_blank=True)
     stop_reason = serializers.CharField(max_length=255, required=False, allow_blank=True)
-    discrepancy_reason = serializers.CharField(**TEXT, required=False)
+    discrepancy_reason = serializers.CharField(**REASON, required=False)
     dose_change_confirmed = StrictBooleanField(required=False)
     ordered_by = ScopedPrimaryKeyRelatedField(
         User,
@@ -424,7 +435,7 @@ class RefillAmendSerializer(StrictInputMixin, serializers.Serializer):
 
     # The service files the reason in the history rows' change reason (100 characters), after
     # "Refill amended: " on the program's row.
-    amend_reason = serializers.CharField(max_length=2000)
+    amend_reason = serializers.CharField(max_length=REASON_MAX_CHARS)
     performed_at = AwareDateTimeField(required=False)
     aspirated_ml = volume(required=False)
     volume_added_ml = volume(required=False)
@@ -438,7 +449,7 @@ class RefillAmendSerializer(StrictInputMixin, serializers.Serializer):
     drug_expires_on = PlausibleDateField(required=False, allow_null=True)
     performed_elsewhere = serializers.CharField(max_length=255, required=False, allow_blank=True)
     stop_reason = serializers.CharField(max_length=255, required=False, allow_blank=True)
-    discrepancy_reason = serializers.CharField(**TEXT, required=False)
+    discrepancy_reason = serializers.CharField(**REASON, required=False)
     dose_change_confirmed = StrictBooleanField(required=False)
     ordered_by = ScopedPrimaryKeyRelatedField(
         User,

@@ -54,6 +54,19 @@ def _q2(value: Decimal) -> Decimal:
     return value.quantize(CENT, rounding=ROUND_HALF_EVEN)
 
 
+def _text_errors(model, errors: dict, **texts) -> None:
+    """Free text longer than its field allows (notes 2,000 characters, reasons 500, a CharField its
+    ``max_length``), as an error on each field named; only the values given are checked, so text
+    stored before the limits existed never blocks another change."""
+    for name, value in texts.items():
+        if not value or name in errors:
+            continue
+        try:
+            model._meta.get_field(name).run_validators(value)
+        except ValidationError as exc:
+            errors[name] = exc.messages
+
+
 def _full_clean(instance, exclude=None):
     try:
         instance.full_clean(exclude=exclude)

@@ -19,6 +19,7 @@ from .common import (
     _refuse,
     _require_aware,
     _save,
+    _text_errors,
 )
 from .projections import recompute_projections
 
@@ -71,6 +72,7 @@ def record_pump_event(
     unknown = [s for s in symptoms if s not in SYMPTOMS]
     if unknown:
         errors["symptoms"] = f"Unknown checklist items: {', '.join(unknown)}."
+    _text_errors(PumpEvent, errors, notes=notes)
     if errors:
         _refuse(errors)
     event = _save(

@@ -29,6 +29,7 @@ from .common import (
     _pumps_of,
     _refuse,
     _save,
+    _text_errors,
 )
 from .events import WITHDRAWAL_SIGNS  # noqa: F401  (the refill form's checklist, re-exported)
 from .programs import _dose_errors, _ordering_physician
@@ -248,6 +249,10 @@ def explant_pump(
         last = pump.refills.order_by("-performed_at").first()
         if last is not None and last.performed_at.astimezone(clinic.zone).date() > explanted_on:
             errors["explanted_on"] = "The pump was refilled after this date: check the explant date."
+    too_long: dict = {}
+    _text_errors(Pump, too_long, explant_notes=notes)
+    if too_long:
+        errors["notes"] = too_long["explant_notes"]
     if errors:
         _refuse(errors)
     pump.status = Pump.Status.EXPLANTED
@@ -367,6 +372,12 @@ def change_patient_status(
             errors["transferred_to"] = "Only a transfer names a receiving clinic."
         if accepted_first_refill_on is not None:
             errors["accepted_first_refill_on"] = "Only a transfer has a first refill at the receiving clinic."
+    too_long: dict = {}
+    _text_errors(PatientStatusChange, too_long, reason=reason, transferred_to=transferred_to)
+    if "reason" in too_long:
+        errors.setdefault("status_reason", too_long["reason"])
+    if "transferred_to" in too_long:
+        errors.setdefault("transferred_to", too_long["transferred_to"])
     if errors:
         _refuse(errors)
     # A change still waiting for its date is superseded by this one (its row stays).

@@ -26,6 +26,7 @@ from .common import (
     _refuse,
     _require_aware,
     _save,
+    _text_errors,
 )
 from .projections import (
     recompute_projections,
@@ -222,6 +223,7 @@ def change_program(
         errors["effective_at"] = "A program change cannot be recorded in the future."
     if pump.pump_model.is_constant_flow and daily_dose_mcg > 0:
         errors["daily_dose_mcg"] = "A constant-flow pump's dose is set by its flow rate and the concentration."
+    _text_errors(Program, errors, stop_reason=stop_reason)
     if errors:
         _refuse(errors)
     errors.update(

@@ -28,6 +28,7 @@ from .common import (
     _refuse,
     _require_aware,
     _save,
+    _text_errors,
 )
 from .events import WITHDRAWAL_SIGNS
 from .programs import (
@@ -46,6 +47,15 @@ from .projections import (
 )
 
 # --- refills ------------------------------------------------------------------------
+
+# Free text of a visit; the last two are stored on the program it starts.
+REFILL_TEXTS = ("notes", "discrepancy_reason", "drug_lot", "performed_elsewhere", "stop_reason", "outside_prescriber")
+PROGRAM_TEXTS = {"stop_reason", "outside_prescriber"}
+
+
+def _refill_text_errors(errors: dict, **texts) -> None:
+    _text_errors(RefillVisit, errors, **{k: v for k, v in texts.items() if k not in PROGRAM_TEXTS})
+    _text_errors(Program, errors, **{k: v for k, v in texts.items() if k in PROGRAM_TEXTS})
 
 
 def _refill_errors(
@@ -171,6 +181,15 @@ def record_refill(
     unknown = [sign for sign in signs if sign not in WITHDRAWAL_SIGNS]
     if unknown:
         errors["withdrawal_signs"] = f"Unknown withdrawal signs: {', '.join(unknown)}."
+    _refill_text_errors(
+        errors,
+        notes=notes,
+        discrepancy_reason=discrepancy_reason,
+        drug_lot=drug_lot,
+        performed_elsewhere=performed_elsewhere,
+        stop_reason=stop_reason,
+        outside_prescriber=outside_prescriber,
+    )
     if errors:
         _refuse(errors)
     reference = _reference_dose(pump, performed_at)
@@ -380,6 +399,10 @@ def amend_refill(*, refill: RefillVisit, actor, amend_reason: str, now: datetime
         _refuse(dict.fromkeys(sorted(unknown), "This field cannot be amended."))
     if not (amend_reason or "").strip():
         _refuse({"amend_reason": "Give the reason for the amendment; the original stays in the history."})
+    too_long: dict = {}
+    _refill_text_errors(too_long, amend_reason=amend_reason, **{k: v for k, v in changes.items() if k in REFILL_TEXTS})
+    if too_long:
+        _refuse(too_long)
     # Lock the pump first, then read the refill: read before the lock, a concurrent amendment
     # committed meanwhile would be overwritten from the stale copy (and history would blame the
     # second editor for reverting the first).

@@ -22,6 +22,7 @@ from .common import (
     _refuse,
     _require_aware,
     _save,
+    _text_errors,
 )
 
 # --- appointments and events -----------------------------------------------------------
@@ -62,6 +63,7 @@ def schedule_appointment(
         and role_in(assigned_to, pump.access_clinic_id) not in care_roles
     ):
         errors["assigned_to"] = "Assign the appointment to care staff of this clinic."
+    _text_errors(Appointment, errors, notes=notes)
     if errors:
         _refuse(errors)
     appointment = _save(
