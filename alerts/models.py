@@ -275,6 +275,7 @@ class AlertEvent(models.Model):
         REALERTED = "realerted", "Re-alerted"
         RESOLVED = "resolved", "Resolved"
         NOBODY = "nobody", "Nobody to notify"
+        CONCLUDED = "concluded", "Review concluded"
 
     alert = models.ForeignKey(Alert, on_delete=models.PROTECT, related_name="timeline")
     at = models.DateTimeField()
@@ -407,3 +408,4 @@ class Heartbeat(models.Model):
 
 # Personal contact methods and rules live in their own module; imported here so the app registers them.
 from .contact_models import EMAIL_STEP, ContactMethod, NotificationRule  # noqa: E402,F401
+from .review_models import ReviewConclusion  # noqa: E402,F401

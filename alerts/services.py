@@ -3,16 +3,29 @@
 from __future__ import annotations
 
 import secrets
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
 from clinics.models import Rotation
+from patients.models import Appointment
 
 from . import engine
-from .models import Alert, AlertEvent, Channel, EscalationLevel, EscalationPolicy, Notification, Webhook
+from .models import (
+    PHYSICIAN_REVIEW_KINDS,
+    Alert,
+    AlertEvent,
+    AlertKind,
+    Channel,
+    EscalationLevel,
+    EscalationPolicy,
+    Notification,
+    ReviewConclusion,
+    Webhook,
+)
+from .review_models import NOTE_MAX_CHARS
 
 
 @transaction.atomic
@@ -137,3 +150,80 @@ def save_escalation_policy(
         level.save()
         level.users.set(fields.get("users", []))
     return policy
+
+
+@transaction.atomic
+def conclude_review(
+    *,
+    alert: Alert,
+    actor,
+    outcome: str,
+    action: str,
+    note: str = "",
+    follow_up_on: date | None = None,
+    now: datetime | None = None,
+) -> ReviewConclusion:
+    """A physician ends a review: the outcome, the action taken, a note and, where needed, a
+    follow-up date that books a device-check appointment (at the clinic's opening time). The
+    conclusion goes on the alert's timeline and resolves the alert, in one transaction."""
+    from patients import services as patient_services
+
+    from .context import reviewed_refill
+
+    now = now or timezone.now()
+    if not actor.has_perm("patients.review_clinical", alert):
+        raise PermissionDenied
+    alert = Alert.objects.select_for_update().select_related("pump__patient__clinic").get(pk=alert.pk)
+    errors: dict[str, str] = {}
+    if alert.kind not in PHYSICIAN_REVIEW_KINDS:
+        errors["alert"] = "Only physician reviews are concluded."
+    elif not alert.is_open:
+        errors["alert"] = "This review is already resolved."
+    if outcome not in ReviewConclusion.Outcome.values:
+        errors["outcome"] = "Choose an outcome."
+    if action not in ReviewConclusion.Action.values:
+        errors["action"] = "Choose the action taken."
+    note = (note or "").strip()
+    if len(note) > NOTE_MAX_CHARS:
+        errors["note"] = f"At most {NOTE_MAX_CHARS} characters."
+    if outcome == ReviewConclusion.Outcome.OTHER and not note:
+        errors["note"] = "Say what it was."
+    clinic = alert.clinic
+    if follow_up_on is not None and follow_up_on <= now.astimezone(clinic.zone).date():
+        errors["follow_up_on"] = "A follow-up date is after today."
+    if errors:
+        raise ValidationError(errors)
+    pump = alert.pump
+    appointment = None
+    if follow_up_on is not None:
+        try:
+            appointment, _warnings = patient_services.schedule_appointment(
+                pump=pump,
+                actor=actor,
+                kind=Appointment.Kind.DEVICE_CHECK,
+                scheduled_for=datetime.combine(follow_up_on, clinic.opens_at, tzinfo=clinic.zone),
+                notes=f"Follow-up of physician review {alert.reference}",
+                now=now,
+            )
+        except ValidationError as exc:
+            # The appointment's refusal (a closed day, an explanted pump) belongs to the date field.
+            raise ValidationError({"follow_up_on": exc.messages}) from None
+    event = AlertEvent.objects.create(alert=alert, at=now, kind=AlertEvent.Kind.CONCLUDED, actor=actor)
+    conclusion = ReviewConclusion(
+        alert=alert,
+        event=event,
+        pump=pump,
+        refill=reviewed_refill(alert) if alert.kind != AlertKind.DELIVERY_DRIFT else None,
+        outcome=outcome,
+        action=action,
+        note=note,
+        follow_up_on=follow_up_on,
+        follow_up_appointment=appointment,
+        concluded_by=actor,
+        concluded_at=now,
+    )
+    conclusion._history_user = actor
+    conclusion._change_reason = conclusion.summary() + (f"; note: {note}" if note else "")
+    conclusion.save()
+    engine.resolve_alerts(Alert.objects.filter(pk=alert.pk), now, conclusion.summary(), actor)
+    return conclusion

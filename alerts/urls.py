@@ -8,6 +8,7 @@ urlpatterns = [
     path("alerts/<int:pk>/", views.alert_detail, name="alert-detail"),
     path("alerts/<int:pk>/acknowledge/", views.acknowledge, name="alert-acknowledge"),
     path("alerts/<int:pk>/resolve/", views.resolve, name="alert-resolve"),
+    path("alerts/<int:pk>/conclude/", views.conclude, name="alert-conclude"),
     path("me/notifications/", contact_views.my_notifications, name="my-notifications"),
     path("me/notifications/methods/", contact_views.method_add, name="contact-method-add"),
     path("me/notifications/methods/<int:pk>/verify/", contact_views.method_verify, name="contact-method-verify"),

@@ -8,6 +8,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count, Q
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
@@ -16,7 +17,9 @@ from clinics.middleware import passive
 from clinics.models import AccessLog, Role
 
 from . import services
-from .models import Alert, AlertKind, ContactMethod, FailingAddress, Notification, Severity
+from .context import alert_context
+from .models import PHYSICIAN_REVIEW_KINDS, Alert, AlertKind, ContactMethod, FailingAddress, Notification, Severity
+from .review_forms import ReviewConclusionForm
 
 
 def inbox(request):
@@ -39,18 +42,29 @@ def inbox(request):
     return render(request, "alerts/inbox.html", {"page": page, "mine": mine, "show": show, "zones": zones})
 
 
-def alert_detail(request, pk):
-    # The email link lands here: opening it never acknowledges (mail scanners follow links).
-    alert = get_object_or_404(
+def _alert_for_page(request, pk):
+    return get_object_or_404(
         Alert.objects.for_user(request.user).select_related(
-            "pump__patient", "pump__pump_model", "clinic", "acknowledged_by", "resolved_by"
+            "pump__patient__clinic", "pump__pump_model", "clinic", "acknowledged_by", "resolved_by"
         ),
         pk=pk,
     )
+
+
+def alert_detail(request, pk, conclusion_form=None, status=200):
+    # The email link lands here: opening it never acknowledges (mail scanners follow links).
+    alert = _alert_for_page(request, pk)
     services.mark_read(user=request.user, alert=alert)
     if alert.pump_id:
         log_access(request.user, AccessLog.Action.VIEW, alert.pump.patient, detail=f"alert {alert.reference}")
-    timeline = alert.timeline.select_related("actor")
+    timeline = alert.timeline.select_related(
+        "actor", "conclusion", "conclusion__concluded_by", "conclusion__follow_up_appointment"
+    )
+    context_template, work = alert_context(alert, timezone.now())
+    is_review = alert.kind in PHYSICIAN_REVIEW_KINDS
+    can_conclude = is_review and alert.is_open and request.user.has_perm("patients.review_clinical", alert)
+    if can_conclude and conclusion_form is None:
+        conclusion_form = ReviewConclusionForm()
     return render(
         request,
         "alerts/alert_detail.html",
@@ -59,8 +73,36 @@ def alert_detail(request, pk):
             "timeline": timeline,
             "can_act": request.user.has_perm("alerts.acknowledge", alert),
             "can_resolve": request.user.has_perm(alert.resolve_permission, alert),
+            "can_record": alert.pump_id is not None and request.user.has_perm("patients.record_care", alert.pump),
+            "context_template": context_template,
+            "work": work,
+            "is_review": is_review,
+            "conclusion_form": conclusion_form if can_conclude else None,
         },
+        status=status,
     )
+
+
+@require_POST
+def conclude(request, pk):
+    """A physician's conclusion of a review: resolves it (and books the follow-up, if any)."""
+    alert = get_object_or_404(Alert.objects.for_user(request.user), pk=pk)
+    if not request.user.has_perm("patients.review_clinical", alert):
+        raise PermissionDenied
+    form = ReviewConclusionForm(request.POST)
+    if form.is_valid():
+        try:
+            conclusion = services.conclude_review(alert=alert, actor=request.user, **form.cleaned_data)
+        except ValidationError as exc:
+            for field, errors in exc.message_dict.items():
+                form.add_error(field if field in form.fields else None, errors)
+        else:
+            done = f"{alert.reference} concluded: {conclusion.get_outcome_display()}."
+            if conclusion.follow_up_appointment:
+                done += f" Device check booked ({conclusion.follow_up_appointment.reference})."
+            messages.success(request, done)
+            return redirect("alert-detail", pk=alert.pk)
+    return alert_detail(request, pk, conclusion_form=form, status=400)
 
 
 @require_POST

@@ -17,8 +17,9 @@ from decimal import Decimal
 
 from django.apps import apps
 from django.contrib.auth import get_user_model
-from django.db.models import Model, Q, QuerySet
+from django.db.models import Model, Prefetch, Q, QuerySet
 
+from alerts.models import ReviewConclusion
 from clinics.access import log_access
 from clinics.models import AccessLog, Clinic, Membership
 from patients.models import RefillVisit
@@ -53,8 +54,16 @@ def refill_visits(
     amended: bool = False,
 ) -> QuerySet:
     """The clinic's refill visits, newest first, with everything a row shows in the same query."""
-    visits = RefillVisit.objects.filter(pump__patient__clinic=clinic).select_related(
-        "pump__patient", "pump__pump_model", "performed_by", "drug_product", "program"
+    visits = (
+        RefillVisit.objects.filter(pump__patient__clinic=clinic)
+        .select_related("pump__patient", "pump__pump_model", "performed_by", "drug_product", "program")
+        .prefetch_related(
+            # A physician's conclusion of the refill's review (one query for the whole page).
+            Prefetch(
+                "review_conclusions",
+                queryset=ReviewConclusion.objects.select_related("concluded_by").order_by("concluded_at", "id"),
+            )
+        )
     )
     visits = _in_dates(visits, "performed_at", clinic.zone, date_from, date_to)
     if nurse is not None:
@@ -108,6 +117,12 @@ CSV_COLUMNS = (
     "notes",
     "amended_at",
     "amend_reason",
+    "review_outcome",
+    "review_action",
+    "review_note",
+    "review_follow_up_on",
+    "reviewed_by",
+    "reviewed_at",
 )
 
 # A cell starting with one of these is a formula to a spreadsheet ("=HYPERLINK(…)" in a note).
@@ -157,8 +172,26 @@ def refill_row(visit, zone) -> list[str]:
         visit.notes,
         local(visit.amended_at),
         visit.amend_reason,
+        *_review_cells(visit, local),
     ]
     return [csv_safe(v) for v in values]
+
+
+def _review_cells(visit, local) -> list[str | None]:
+    """The physician's conclusion(s) of the refill's review; two reviews of one refill (a
+    discrepancy and an empty reservoir) are joined with " | "."""
+    conclusions = list(visit.review_conclusions.all())
+    if not conclusions:
+        return [None] * 6
+    columns = [
+        [c.get_outcome_display() for c in conclusions],
+        [c.get_action_display() for c in conclusions],
+        [c.note for c in conclusions],
+        [c.follow_up_on.isoformat() if c.follow_up_on else "" for c in conclusions],
+        [person(c.concluded_by) for c in conclusions],
+        [local(c.concluded_at) for c in conclusions],
+    ]
+    return [" | ".join(values) for values in columns]
 
 
 class _Echo:

@@ -489,3 +489,57 @@ def preview_program_change(
         current=current,
         status=projection.status(at),
     )
+
+
+# --- delivery per refill interval (the drift review) -------------------------------------------
+
+
+@dataclass
+class DeliveryInterval:
+    """One refill interval that ended with a measured residual: what went, what was programmed."""
+
+    started_at: object
+    ended_at: object
+    gone_ml: Decimal
+    programmed_ml: Decimal
+    ratio: Decimal | None  # gone ÷ programmed; None when nothing was programmed (a stopped pump)
+    excluded: bool  # ended with a documented discrepancy: left out of the pump's ratio
+
+
+# A change of the per-interval ratio smaller than this over the intervals shown is "steady".
+TREND_STEP = Decimal("0.02")
+
+
+def delivery_intervals(pump, last: int = 6) -> list[DeliveryInterval]:
+    """The pump's last ``last`` refill intervals, oldest first, from the same samples as the
+    projection's delivery ratio (``services.delivery_samples``). Two queries."""
+    from . import services
+
+    refills = list(pump.refills.select_related("drug_product").order_by("performed_at"))
+    programs = list(pump.programs.order_by("effective_at", "id"))
+    samples = services.delivery_samples(pump, refills, programs)
+    intervals = [
+        DeliveryInterval(
+            started_at=previous.performed_at,
+            ended_at=following.performed_at,
+            gone_ml=sample.gone_ml,
+            programmed_ml=sample.programmed_ml,
+            ratio=sample.gone_ml / sample.programmed_ml if sample.programmed_ml > 0 else None,
+            excluded=sample.excluded,
+        )
+        for previous, following, sample in zip(refills, refills[1:], samples, strict=False)
+    ]
+    return intervals[-last:]
+
+
+def delivery_trend(intervals: list[DeliveryInterval]) -> str:
+    """ "rising", "falling" or "steady" over the usable intervals shown; "" with fewer than two."""
+    ratios = [i.ratio for i in intervals if i.ratio is not None and not i.excluded]
+    if len(ratios) < 2:
+        return ""
+    change = ratios[-1] - ratios[0]
+    if change > TREND_STEP:
+        return "rising"
+    if change < -TREND_STEP:
+        return "falling"
+    return "steady"

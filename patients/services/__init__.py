@@ -21,6 +21,7 @@ from .common import (
     Refusal,
 )
 from .events import (
+    EMERGENCY_MESSAGE,
     OVERDOSE_SIGNS,
     SYMPTOMS,
     WITHDRAWAL_SIGNS,
@@ -51,6 +52,7 @@ from .projections import (
     HISTORY_PREFETCH,
     catalogue_products,
     compute_projection,
+    delivery_samples,
     margin_for,
     max_days_in_pump,
     project_record,
@@ -78,6 +80,7 @@ from .refills import (
     record_refill,
     refill_after_empty,
     residual_check,
+    residual_tolerance_ml,
 )
 from .scheduling import (
     cancel_appointment,
@@ -112,6 +115,9 @@ __all__ = [
     "record_refill",
     "expected_residual_ml",
     "residual_check",
+    "residual_tolerance_ml",
+    "delivery_samples",
+    "EMERGENCY_MESSAGE",
     "AMENDABLE_REFILL_FIELDS",
     "amend_refill",
     "PATIENT_FIELDS",

@@ -39,6 +39,9 @@ OVERDOSE_SIGNS = {
     "weakness": "Marked weakness or floppiness",
 }
 SYMPTOMS = {**WITHDRAWAL_SIGNS, **OVERDOSE_SIGNS}
+EMERGENCY_MESSAGE = (
+    "Withdrawal or overdose signs: this is an emergency — send the patient to emergency care now, not a booked refill."
+)
 
 
 def is_emergency(kind: str, symptoms: Iterable[str]) -> bool:

@@ -67,7 +67,7 @@ def _fill_for(pump: Pump, refill: RefillVisit, programs: Iterable[Program], unti
     return depletion.Fill(filled_at=refill.performed_at, volume_ml=refill.volume_added_ml, segments=tuple(segments))
 
 
-def _delivery_samples(pump: Pump, refills: list[RefillVisit], programs: list[Program]):
+def delivery_samples(pump: Pump, refills: list[RefillVisit], programs: list[Program]):
     """One sample per refill interval that ended with a measured residual (oldest first)."""
     samples = []
     for previous, following in zip(refills, refills[1:], strict=False):
@@ -145,7 +145,7 @@ def project_record(
         reminder_days=clinic.reminder_days,
         critical_hours=clinic.critical_hours,
         now=now,
-        measured_delivery_ratio=depletion.delivery_ratio(_delivery_samples(pump, refills, programs)),
+        measured_delivery_ratio=depletion.delivery_ratio(delivery_samples(pump, refills, programs)),
         is_closed=calendar if calendar is not None else calendar_of(clinic),
     )
     return projection, fill

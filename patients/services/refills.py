@@ -343,7 +343,7 @@ def residual_check(pump: Pump, previous, programs, at: datetime, aspirated_ml: D
     if previous is None:
         return None, None, False
     expected = _q2(depletion.expected_residual_ml(_fill_for(pump, previous, programs), at))
-    tolerance = _tolerance(pump, expected)
+    tolerance = residual_tolerance_ml(pump, expected)
     out = aspirated_ml is not None and depletion.is_discrepant(expected, aspirated_ml, tolerance)
     return expected, tolerance, out
 
@@ -358,7 +358,8 @@ def _check_residual(pump, previous, programs, at, aspirated_ml, reason, errors) 
     return expected, discrepancy
 
 
-def _tolerance(pump: Pump, expected: Decimal) -> Decimal:
+def residual_tolerance_ml(pump: Pump, expected: Decimal) -> Decimal:
+    """The clinic's discrepancy tolerance for an expected residual of this pump (CLINICAL.md)."""
     clinic = pump.patient.clinic
     return depletion.discrepancy_tolerance_ml(
         expected,

@@ -9,9 +9,7 @@ from .. import services
 from ..forms import PumpEventForm, add_refusal
 from .common import get_pump, render_patient_page, require_care_staff
 
-EMERGENCY_MESSAGE = (
-    "Withdrawal or overdose signs: this is an emergency — send the patient to emergency care now, not a booked refill."
-)
+EMERGENCY_MESSAGE = services.EMERGENCY_MESSAGE
 
 
 @require_http_methods(["GET", "POST"])

@@ -69,6 +69,12 @@ def describe_projection(pump, projection, now) -> dict:
     }
 
 
+def _review_conclusions_history(pump):
+    # The alerting side's rows, read through the reverse relation: no import of alerts (DESIGN.md).
+    conclusion_model = type(pump)._meta.get_field("review_conclusions").related_model
+    return conclusion_model.history.filter(pump_id=pump.pk)
+
+
 @require_GET
 def pump_detail(request, pk):
     pump = get_pump(request, pk)
@@ -106,6 +112,7 @@ def pump_detail(request, pk):
             ("Dose program", Program.history.filter(pump_id=pump.pk)),
             ("Appointment", Appointment.history.filter(pump_id=pump.pk)),
             ("Pump event", PumpEvent.history.filter(pump_id=pump.pk)),
+            ("Physician review", _review_conclusions_history(pump)),
         ]
     )
     context = {
