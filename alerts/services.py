@@ -173,7 +173,7 @@ def conclude_review(
     now = now or timezone.now()
     if not actor.has_perm("patients.review_clinical", alert):
         raise PermissionDenied
-    alert = Alert.objects.select_for_update().select_related("pump__patient__clinic").get(pk=alert.pk)
+    alert = Alert.objects.select_for_update(of=("self",)).select_related("pump__patient__clinic").get(pk=alert.pk)
     errors: dict[str, str] = {}
     if alert.kind not in PHYSICIAN_REVIEW_KINDS:
         errors["alert"] = "Only physician reviews are concluded."
@@ -223,7 +223,9 @@ def conclude_review(
         concluded_at=now,
     )
     conclusion._history_user = actor
-    conclusion._change_reason = conclusion.summary() + (f"; note: {note}" if note else "")
+    # The pump page's history shows this line (history keeps 100 characters of a reason; the
+    # note is on the alert's timeline and in the audit report).
+    conclusion._change_reason = conclusion.summary()[:100]
     conclusion.save()
     engine.resolve_alerts(Alert.objects.filter(pk=alert.pk), now, conclusion.summary(), actor)
     return conclusion

@@ -171,3 +171,12 @@ def test_the_review_conclusion_is_in_the_audit_report_and_its_csv(client, review
     assert reviewed["reviewed_at"] == "2026-03-02T12:00-07:00"
     first_fill = next(row for row in rows if row["discrepancy"] == "no")
     assert first_fill["review_outcome"] == ""
+
+
+def test_every_conclusion_summary_fits_the_history_reason_and_the_resolution():
+    longest = max(
+        len(ReviewConclusion(outcome=outcome, action=action, follow_up_on=FOLLOW_UP).summary())
+        for outcome in ReviewConclusion.Outcome.values
+        for action in ReviewConclusion.Action.values
+    )
+    assert longest <= 100  # django-simple-history keeps 100 characters of a change reason
