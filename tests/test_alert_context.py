@@ -313,3 +313,13 @@ def test_alert_page_queries_do_not_grow_with_the_timeline_or_the_history(client,
     with CaptureQueriesContext(connection) as second:
         assert client.get(url).status_code == 200
     assert len(second) == len(first)
+
+
+@pytest.mark.django_db
+def test_each_review_shows_its_own_refill_when_a_pump_has_two_discrepancies(discrepant, nurse):
+    refill(discrepant, nurse, THIRD_REFILL, "15.00", reason="Again less than expected")
+    first, second = Alert.objects.filter(pump=discrepant, kind=AlertKind.RESIDUAL_DISCREPANCY).order_by("raised_at")
+    for alert, performed_at in ((first, SECOND_REFILL), (second, THIRD_REFILL)):
+        alert = Alert.objects.select_related("pump__patient__clinic", "pump__pump_model", "clinic").get(pk=alert.pk)
+        _template, work = context_of(alert, THIRD_REFILL)
+        assert work.reviewed.refill.performed_at == performed_at

@@ -148,7 +148,8 @@ def test_alert_page_shows_resolve_to_the_physician_only(client, nurse, physician
     assert b"Acknowledge" in nurse_page.content and resolve not in nurse_page.content
     assert b"A physician review is resolved by a physician." in nurse_page.content
     client.force_login(physician)
-    assert resolve in client.get(page).content
+    # a physician closes it with a conclusion (issue #10 item 3), the form that resolves it
+    assert reverse("alert-conclude", args=[review.pk]).encode() in client.get(page).content
 
 
 @pytest.mark.django_db
