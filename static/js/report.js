@@ -82,7 +82,10 @@
         maintainAspectRatio: false,
         scales: {
           x: { ticks: { maxRotation: 0, autoSkip: true, autoSkipPadding: 8 } },
-          y: { beginAtZero: true, grace: "10%", title: { display: true, text: unit } }
+          // A share never passes 100%: its axis stops there.
+          y: unit === "%"
+            ? { beginAtZero: true, max: 100, title: { display: true, text: unit } }
+            : { beginAtZero: true, grace: "10%", title: { display: true, text: unit } }
         },
         plugins: {
           legend: { display: false },
