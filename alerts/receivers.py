@@ -47,9 +47,10 @@ def on_refill(
     was_discrepant=False,
     after_empty=False,
     evaluate=True,
+    first_fill=False,
     **kwargs,
 ):
-    if not amended:
+    if not amended and not first_fill:  # a pump's first fill: a pump this new has no alerts yet
         # A refill resolves the pump's refill, missed-appointment and alarm alerts.
         engine.resolve_alerts(
             Alert.objects.open().filter(

@@ -1,6 +1,8 @@
 """Importing a clinic's caseload from its spreadsheet (DESIGN.md flow 8): one row per pump — the
-patient, the pump, its last refill and current program — through the same services as the forms
-(``create_patient``, ``implant_pump``), all-or-nothing, recorded as the clinic admin who imports.
+patient, the pump, its last refill and current program — by the same rules as the forms
+(``plan_patient`` and ``plan_implant``, the checking halves of ``create_patient`` and
+``implant_pump``), stored all-or-nothing and set-based (``store_patients``, ``store_implants``),
+recorded as the clinic admin who imports.
 
 An import never edits: a row whose MRN and serial are already registered with identical values is
 skipped and counted; with different values it is refused, naming the columns that differ.
@@ -14,14 +16,15 @@ from datetime import datetime
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
+from clinics.calendar import calendar_of
 from clinics.models import Clinic, Membership, Role
 
 from ..imports import CellError, Row, RowOutcome, RowReader
-from ..models import CaseloadImport, DrugProduct, Patient, Pump, PumpModel, PumpProjection
+from ..models import CaseloadImport, DrugProduct, Patient, Pump, PumpModel
 from .common import ZERO, _now, _save
-from .lifecycle import caseload_import_by, implant_pump
+from .lifecycle import FILL_FIELDS, PlannedImplant, plan_implant, store_implants
 from .projections import batched_projection_signals
-from .records import create_patient
+from .records import plan_patient, store_patients
 
 
 @dataclass(frozen=True)
@@ -146,10 +149,33 @@ class _Lookups:
             for key in {user.username.lower(), user.get_full_name().lower()} - {""}:
                 self.staff.setdefault(key, []).append((user, membership.role))
         mrns = {str(row.raw("mrn") or "").strip() for row in rows} - {""}
-        self.patients = {p.mrn: p for p in Patient.objects.filter(clinic=clinic, mrn__in=mrns)}
+        # Locked, as implant_pump locks its patient: a status change cannot slip in before commit.
+        patients = Patient.objects.filter(clinic=clinic, mrn__in=mrns).select_related("clinic")
+        patients = patients.select_for_update(of=("self",))
+        self.patients = {p.mrn: p for p in patients.prefetch_related("pumps")}
         serials = {str(row.raw("serial_number") or "").strip() for row in rows} - {""}
         pumps = Pump.objects.filter(serial_number__in=serials).select_related("patient", "pump_model")
         self.pumps = {(p.pump_model_id, p.serial_number): p for p in pumps.prefetch_related("refills", "programs")}
+        # Pumps planned by earlier rows of the file: {id(pump): (refills, programs)}.
+        self._planned: dict[int, tuple[list, list]] = {}
+        self._planned_pumps: dict[int, list[Pump]] = {}  # by id(patient), for patients not stored yet
+
+    def planned(self, patient: Patient, planned: PlannedImplant) -> None:
+        pump = planned.pump
+        self.patients[patient.mrn] = patient
+        self.pumps[(pump.pump_model_id, pump.serial_number)] = pump
+        self._planned[id(pump)] = ([planned.refill], [planned.program])
+        self._planned_pumps.setdefault(id(patient), []).append(pump)
+
+    def record_of(self, pump: Pump) -> tuple[list, list]:
+        """The pump's refills and programs: registered (prefetched) or planned by an earlier row."""
+        if id(pump) in self._planned:
+            return self._planned[id(pump)]
+        return list(pump.refills.all()), list(pump.programs.all())
+
+    def pumps_of(self, patient: Patient) -> list[Pump]:
+        registered = list(patient.pumps.all()) if patient.pk is not None else []
+        return registered + self._planned_pumps.get(id(patient), [])
 
     def person(self, reader: RowReader, column: str, roles: set[str]):
         name = reader.text(column, required=column in REQUIRED)
@@ -208,7 +234,7 @@ def _parse(reader: RowReader, lookups: _Lookups) -> dict:
     return values
 
 
-def _differences(values: dict, patient: Patient, pump: Pump | None) -> list[str]:
+def _differences(values: dict, patient: Patient, pump: Pump | None, refills=(), programs=()) -> list[str]:
     """The columns whose values differ from what is registered (an import never edits)."""
     differ = [column for column, field in PATIENT_COLUMNS.items() if getattr(patient, field) != values[field]]
     if pump is None:
@@ -228,8 +254,8 @@ def _differences(values: dict, patient: Patient, pump: Pump | None) -> list[str]
         "flow_rate_ml_per_day": values["flow_rate_ml_per_day"],
     }
     differ += [column for column in registered_pump if registered_pump[column] != given_pump[column]]
-    refills = sorted(pump.refills.all(), key=lambda r: r.performed_at)
-    programs = sorted(pump.programs.all(), key=lambda p: (p.effective_at, p.pk))
+    refills = sorted(refills, key=lambda r: r.performed_at)
+    programs = sorted(programs, key=lambda p: (p.effective_at, p.pk or 0))
     last = refills[-1] if refills else None
     program = programs[-1] if programs else None
     if last is None or program is None:
@@ -273,7 +299,13 @@ def import_caseload(
 ) -> ImportResult:
     """Check every row and, with ``commit``, store them all or nothing (a dry run stores nothing).
     Each row's outcome says what it creates — with the new pump's status, refill due date and
-    conservative alarm — or why it is refused, as (row, column, value, rule)."""
+    conservative alarm — or why it is refused, as (row, column, value, rule).
+
+    Every row is checked by the services' own rules (``plan_patient``, ``plan_implant``: the
+    forms' refusals) against the clinic's keys read once, so the dry run writes nothing; the
+    commit then stores all the rows set-based — a constant number of statements per table, each
+    row with its history row naming the admin — and the alerting side evaluates every new pump
+    once at the end, in the same transaction."""
     now = _now(now)
     if actor is not None and not actor.has_perm("clinics.import_caseload", clinic):
         raise PermissionDenied("Only this clinic's administrators import its caseload.")
@@ -285,25 +317,24 @@ def import_caseload(
         return ImportResult([RowOutcome(number, "refuse", "header", errors)], committed=False)
     with transaction.atomic():
         lookups = _Lookups(clinic, rows)
-        created: dict[int, RowOutcome] = {}
-        with batched_projection_signals(), caseload_import_by(actor):
-            for row in rows:
-                outcome = _import_row(clinic, actor, row, lookups, now)
-                outcomes.append(outcome)
-                if outcome.action == "create":
-                    created[outcome.details["pump_id"]] = outcome
-        projections = PumpProjection.objects.filter(pump_id__in=created)
-        for projection in projections:
-            outcome = created[projection.pump_id]
-            outcome.details.update(
-                status=projection.status_at(now),
-                refill_due_on=projection.refill_due_on,
-                unmoved_refill_due_on=projection.unmoved_refill_due_on,
-                conservative_lra_at=projection.conservative_lra_at,
-            )
-        refused = any(o.action == "refuse" for o in outcomes)
-        committed = commit and not refused
+        calendar = calendar_of(clinic)
+        new_patients: list[Patient] = []
+        planned_patients: set[int] = set()
+        implants: list[PlannedImplant] = []
+        for row in rows:
+            outcome, planned = _check_row(clinic, actor, row, lookups, now, calendar)
+            outcomes.append(outcome)
+            if planned is not None:
+                implants.append(planned)
+                patient = planned.pump.patient
+                if patient.pk is None and id(patient) not in planned_patients:
+                    planned_patients.add(id(patient))
+                    new_patients.append(patient)
+        committed = commit and not any(o.action == "refuse" for o in outcomes)
         if committed:
+            with batched_projection_signals():
+                store_patients(new_patients, actor)
+                store_implants(implants, actor, now)
             _save(
                 CaseloadImport(
                     clinic=clinic,
@@ -315,78 +346,78 @@ def import_caseload(
                 ),
                 actor,
             )
-        else:
-            transaction.set_rollback(True)  # a dry run, or a refused row: nothing is stored
     return ImportResult(outcomes, committed)
 
 
-def _import_row(clinic: Clinic, actor, row: Row, lookups: _Lookups, now: datetime) -> RowOutcome:
+def _check_row(
+    clinic: Clinic, actor, row: Row, lookups: _Lookups, now: datetime, calendar
+) -> tuple[RowOutcome, PlannedImplant | None]:
     reader = RowReader(row, clinic.zone)
     values = _parse(reader, lookups)
     label = f"{values['mrn']} · {values['serial_number']}".strip(" ·")
+
+    def refused(errors=None):
+        return RowOutcome(row.number, "refuse", label, errors or reader.errors), None
+
     if reader.errors:
-        return RowOutcome(row.number, "refuse", label, reader.errors)
+        return refused()
     patient = lookups.patients.get(values["mrn"])
-    pump = lookups.pumps.get((values["pump_model"].pk, values["serial_number"]))
+    key = (values["pump_model"].pk, values["serial_number"])
+    pump = lookups.pumps.get(key)
     if pump is not None:
-        if patient is None or pump.patient_id != patient.pk:
+        if patient is None or not (pump.patient is patient or pump.patient_id == patient.pk is not None):
             reader.refuse("serial_number", "this pump is registered to another patient")
-            return RowOutcome(row.number, "refuse", label, reader.errors)
-        differ = _differences(values, patient, pump)
+            return refused()
+        differ = _differences(values, patient, pump, *lookups.record_of(pump))
         if not differ:
-            return RowOutcome(row.number, "skip", label, details={"pump_id": pump.pk, "reason": "already imported"})
+            skip = RowOutcome(row.number, "skip", label, details={"reason": "already imported"})
+            return skip, None
         for column in differ:
             reader.refuse(column, "differs from the registered record (an import never edits: change it in the app)")
-        return RowOutcome(row.number, "refuse", label, reader.errors)
+        return refused()
     if patient is not None:
         differ = _differences(values, patient, None)
         for column in differ:
             reader.refuse(column, "differs from the registered patient with this MRN")
-        in_service = [p for p in patient.pumps.all() if p.status == Pump.Status.ACTIVE]
+        in_service = [p for p in lookups.pumps_of(patient) if p.status == Pump.Status.ACTIVE]
         if in_service and not differ:
             reader.refuse(
                 "serial_number", f"this patient already has a pump in service (#{in_service[0].serial_number})"
             )
         if reader.errors:
-            return RowOutcome(row.number, "refuse", label, reader.errors)
+            return refused()
     try:
-        with transaction.atomic():  # one savepoint per row: a refused row leaves nothing behind
-            if patient is None:
-                patient = create_patient(
-                    clinic=clinic, actor=actor, mrn=values["mrn"], **{f: values[f] for f in PATIENT_COLUMNS.values()}
-                )
-            pump = implant_pump(
-                patient=patient,
-                actor=actor,
-                pump_model=values["pump_model"],
-                serial_number=values["serial_number"],
-                implanted_on=values["implanted_on"],
-                lra_ml=values["lra_ml"],
-                assigned_nurse=values["assigned_nurse"],
-                eri_on=values["eri_on"],
-                flow_rate_ml_per_day=values["flow_rate_ml_per_day"],
-                fill={
-                    "performed_at": values["performed_at"],
-                    "aspirated_ml": values["aspirated_ml"],
-                    "volume_added_ml": values["volume_added_ml"],
-                    "concentration_mcg_per_ml": values["concentration_mcg_per_ml"],
-                    "daily_dose_mcg": values["daily_dose_mcg"],
-                    "bolus_mcg_per_day": values["bolus_mcg_per_day"],
-                    "drug_product": values["drug_product"],
-                    "drug_lot": values["drug_lot"],
-                    "drug_expires_on": values["drug_expires_on"],
-                    "dose_change_confirmed": values["dose_change_confirmed"],
-                    "ordered_by": values["ordered_by"],
-                },
-                now=now,
-            )
+        if patient is None:
+            fields = {f: values[f] for f in PATIENT_COLUMNS.values()}
+            # The MRN was looked up among the clinic's (and this file's) at once: no query a row.
+            patient = plan_patient(clinic=clinic, mrn=values["mrn"], unique_checked=True, **fields)
+        planned = plan_implant(
+            patient=patient,
+            actor=actor,
+            pump_model=values["pump_model"],
+            serial_number=values["serial_number"],
+            implanted_on=values["implanted_on"],
+            lra_ml=values["lra_ml"],
+            assigned_nurse=values["assigned_nurse"],
+            eri_on=values["eri_on"],
+            flow_rate_ml_per_day=values["flow_rate_ml_per_day"],
+            fill={name: values[name] for name in FILL_FIELDS if name in values},
+            now=now,
+            calendar=calendar,
+            serial_registered=False,  # not in lookups.pumps: neither registered nor earlier in the file
+        )
     except ValidationError as exc:
-        return RowOutcome(row.number, "refuse", label, _refusal_errors(row.number, exc, row))
-    lookups.patients[patient.mrn] = patient  # a later row of the same patient finds it
-    lookups.pumps[(pump.pump_model_id, pump.serial_number)] = pump
-    return RowOutcome(
-        row.number, "create", label, details={"pump_id": pump.pk, "daily_dose_mcg": values["daily_dose_mcg"]}
-    )
+        return refused(_refusal_errors(row.number, exc, row))
+    lookups.planned(patient, planned)  # a later row of the same patient or pump finds it
+    projection = planned.projection
+    details = {
+        "daily_dose_mcg": values["daily_dose_mcg"],
+        "status": projection.status_at(now),
+        "refill_due_on": projection.refill_due_on,
+        "unmoved_refill_due_on": projection.unmoved_refill_due_on,
+        "conservative_lra_at": projection.conservative_lra_at,
+    }
+    return RowOutcome(row.number, "create", label, details=details), planned
 
 
 def template_rows() -> list[list[str]]:

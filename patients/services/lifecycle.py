@@ -8,8 +8,7 @@ their timeline, and leaves pump alarms and physician reviews open for a person t
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
@@ -18,11 +17,23 @@ from django.db import transaction
 from django.db.models import Prefetch
 from django.utils.text import Truncator
 
+from clinics.calendar import calendar_of
 from clinics.system import get_system_user
 
 from .. import depletion, signals
-from ..models import Appointment, Patient, PatientStatusChange, Pump, PumpModel, PumpProjection
+from ..models import (
+    Appointment,
+    Patient,
+    PatientStatusChange,
+    Program,
+    Pump,
+    PumpModel,
+    PumpProjection,
+    RefillVisit,
+)
 from .common import (
+    _actor,
+    _bulk_create,
     _full_clean,
     _lock_pump,
     _now,
@@ -33,9 +44,15 @@ from .common import (
 )
 from .events import WITHDRAWAL_SIGNS  # noqa: F401  (the refill form's checklist, re-exported)
 from .programs import _dose_errors, _ordering_physician
-from .projections import recompute_projections
+from .projections import (
+    alert_evaluation_deferred,
+    project_record,
+    projection_row,
+    recompute_projections,
+    store_projections,
+)
 from .records import _pump_field_errors
-from .refills import _refill_errors, record_refill
+from .refills import _refill_errors, plan_refill
 
 # record_refill's arguments other than the pump, the actor and now.
 FILL_FIELDS = {
@@ -59,28 +76,11 @@ FILL_FIELDS = {
 }
 
 
-# The clinic admin importing a caseload (DESIGN.md role table: "import a caseload"), set by
-# patients.services.caseload for the length of the import: implanting is allowed to them there.
-_importing_admin: ContextVar = ContextVar("importing_admin", default=None)
-
-
-@contextmanager
-def caseload_import_by(actor):
-    """Within the block ``actor`` implants pumps as the caseload import does (the caller has
-    checked ``clinics.import_caseload``); everywhere else the role table applies as it is."""
-    token = _importing_admin.set(actor)
-    try:
-        yield
-    finally:
-        _importing_admin.reset(token)
-
-
 def _allowed(actor, perm: str, obj) -> None:
     """The role table (clinics/rules.py): a clinic admin registers patients but never touches a
-    pump — except through the caseload import. The system (commands: ``actor`` None) passes."""
+    pump (the caseload import, which they may run, checks ``clinics.import_caseload`` itself and
+    plans its implants without this service). The system (commands: ``actor`` None) passes."""
     if actor is None or actor.has_perm(perm, obj):
-        return
-    if perm == "patients.manage_pump" and actor is not None and _importing_admin.get() == actor:
         return
     raise PermissionDenied(f"Your role in this clinic does not allow this ({perm}).")
 
@@ -131,12 +131,67 @@ def implant_pump(
     the fill's, all at once where they can be checked together.
     """
     now = _now(now)
+    _allowed(actor, "patients.manage_pump", patient)
+    patient = Patient.objects.select_related("clinic").select_for_update(of=("self",)).get(pk=patient.pk)
+    serial = (serial_number or "").strip()
+    planned = plan_implant(
+        patient=patient,
+        actor=actor,
+        pump_model=pump_model,
+        serial_number=serial_number,
+        implanted_on=implanted_on,
+        lra_ml=lra_ml,
+        assigned_nurse=assigned_nurse,
+        eri_on=eri_on,
+        flow_rate_ml_per_day=flow_rate_ml_per_day,
+        fill=fill,
+        replaces=replaces,
+        now=now,
+        calendar=calendar_of(patient.clinic),
+        serial_registered=bool(serial) and Pump.objects.filter(pump_model=pump_model, serial_number=serial).exists(),
+        replaced_already=replaces is not None and Pump.objects.filter(replaces=replaces).exists(),
+    )
+    return store_implants([planned], actor, now)[0]
+
+
+@dataclass
+class PlannedImplant:
+    """An implant that passed every rule, not yet stored: the pump, its first program and fill,
+    and the projection they give (what the caseload import's dry run shows)."""
+
+    pump: Pump
+    program: Program
+    refill: RefillVisit
+    after_empty: bool
+    projection: PumpProjection
+
+
+def plan_implant(
+    *,
+    patient: Patient,
+    actor,
+    pump_model: PumpModel,
+    serial_number: str,
+    implanted_on: date,
+    lra_ml: Decimal | None = None,
+    assigned_nurse=None,
+    eri_on: date | None = None,
+    flow_rate_ml_per_day: Decimal | None = None,
+    fill: dict,
+    replaces: Pump | None = None,
+    now: datetime,
+    calendar,
+    serial_registered: bool,
+    replaced_already: bool = False,
+) -> PlannedImplant:
+    """``implant_pump``'s rules, reading nothing: what the database would say is given —
+    ``serial_registered`` (this model and serial exist), ``replaced_already``, the clinic's
+    ``calendar`` — so a caseload import checks hundreds of rows against keys it read once.
+    ``patient`` may be one not stored yet (a new patient of the same import). Raises ``Refusal``."""
     fill = dict(fill or {})
     unknown = set(fill) - FILL_FIELDS
     if unknown:
         _refuse(dict.fromkeys(sorted(unknown), "This is not part of a first fill."))
-    _allowed(actor, "patients.manage_pump", patient)
-    patient = Patient.objects.select_related("clinic").select_for_update(of=("self",)).get(pk=patient.pk)
     clinic = patient.clinic
     errors: dict[str, str] = {}
     if patient.status != Patient.Status.ACTIVE:
@@ -146,12 +201,12 @@ def implant_pump(
     serial_number = (serial_number or "").strip()
     if not serial_number:
         errors["serial_number"] = "Give the pump's serial number."
-    elif Pump.objects.filter(pump_model=pump_model, serial_number=serial_number).exists():
+    elif serial_registered:
         errors["serial_number"] = "A pump of this model with this serial number is already registered."
     if replaces is not None:
         if replaces.patient_id != patient.pk:
             errors["replaces"] = "The pump replaced must be this patient's."
-        elif Pump.objects.filter(replaces=replaces).exists():
+        elif replaced_already:
             errors["replaces"] = "That pump has already been replaced."
     pump = Pump(
         patient=patient,
@@ -177,10 +232,18 @@ def implant_pump(
     if errors:
         # The fill's own checks too, on the unsaved pump, so one answer names every field.
         _refuse({**_first_fill_errors(pump, actor, fill, now), **errors})
-    _full_clean(pump, exclude=["replaces"])
-    _save(pump, actor)
-    record_refill(pump=pump, actor=actor, now=now, **fill)
-    return pump
+    # The pump's unique keys (model + serial, the pump replaced) are the two given above.
+    _full_clean(pump, exclude=["replaces"], unique_checked=True)
+    # The first fill: record_refill's rules on a pump with no refill and no program yet.
+    planned = plan_refill(pump=pump, actor=actor, previous=None, programs=[], now=now, **fill)
+    projection, depletion_fill = project_record(pump, [planned.refill], [planned.program], now, calendar)
+    return PlannedImplant(
+        pump=pump,
+        program=planned.program,
+        refill=planned.refill,
+        after_empty=planned.after_empty,
+        projection=projection_row(pump, projection, depletion_fill, now),
+    )
 
 
 def _first_fill_errors(pump: Pump, actor, fill: dict, now: datetime) -> dict[str, str]:
@@ -222,6 +285,34 @@ def _first_fill_errors(pump: Pump, actor, fill: dict, now: datetime) -> dict[str
             )
         )
     return errors
+
+
+def store_implants(implants: list[PlannedImplant], actor, now: datetime) -> list[Pump]:
+    """Store planned implants — pumps, programs, first fills, each with its history row naming
+    ``actor``, and their projections — in a constant number of statements however many there
+    are (the patients they name are stored already), then tell the alerting side of each first
+    fill (inside ``batched_projection_signals`` it evaluates them all at once, at the end)."""
+    if not implants:
+        return []
+    user = _actor(actor)
+    for planned in implants:
+        planned.pump.patient_id = planned.pump.patient.pk  # a patient stored after the plan
+    pumps = _bulk_create(Pump, [p.pump for p in implants], user)
+    _bulk_create(Program, [p.program for p in implants], user)
+    _bulk_create(RefillVisit, [p.refill for p in implants], user)
+    store_projections([p.projection for p in implants])
+    for planned in implants:
+        signals.refill_recorded.send(
+            sender=RefillVisit,
+            refill=planned.refill,
+            pump=planned.pump,
+            actor=actor,
+            now=now,
+            after_empty=planned.after_empty,
+            first_fill=True,
+            evaluate=not alert_evaluation_deferred(planned.pump.pk, now),
+        )
+    return pumps
 
 
 @transaction.atomic

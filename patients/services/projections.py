@@ -165,31 +165,48 @@ def recompute_projection(
     if projection is None:
         PumpProjection.objects.filter(pump=pump).delete()
         return None
-    fields = {
-        "computed_at": now,
-        "filled_at": projection.filled_at,
-        "reservoir_at_fill_ml": projection.reservoir_at_fill_ml,
-        "rate_ml_per_day": projection.rate_ml_per_day.quantize(Decimal("0.0001"), rounding=ROUND_CEILING),
-        "conservative_factor": _ratio_for_storage(projection.conservative_factor),
-        "lra_at": projection.lra_at,
-        "empty_at": projection.empty_at,
-        "conservative_lra_at": projection.conservative_lra_at,
-        "drug_expires_at": projection.drug_expires_at,
-        "refill_due_on": projection.refill_due_on,
-        "unmoved_refill_due_on": projection.unmoved_refill_due_on,
-        "delivery_ratio": _ratio_for_storage(projection.delivery_ratio),
-        "critical_from": projection.critical_from,
-        "overdue_from": projection.overdue_from,
-        "due_soon_from": projection.due_soon_from,
-        "is_stopped": projection.is_stopped,
-        "end_of_service_on": pump.end_of_service_on,
-        "segments": [[s.start.isoformat(), str(s.rate_ml_per_day)] for s in fill.segments],
-    }
-    row = PumpProjection(pump=pump, **fields)
-    # One statement, INSERT … ON CONFLICT DO UPDATE, where update_or_create takes four (savepoint,
-    # SELECT … FOR UPDATE, UPDATE or INSERT, release); atomic against a concurrent first insert too.
-    PumpProjection.objects.bulk_create([row], update_conflicts=True, unique_fields=["pump"], update_fields=list(fields))
+    row = projection_row(pump, projection, fill, now)
+    store_projections([row])
     return row
+
+
+def projection_row(pump: Pump, projection: depletion.Projection, fill, now: datetime) -> PumpProjection:
+    """The stored form of a pump's projection (unsaved: ``store_projections`` writes it)."""
+    return PumpProjection(
+        pump=pump,
+        computed_at=now,
+        filled_at=projection.filled_at,
+        reservoir_at_fill_ml=projection.reservoir_at_fill_ml,
+        rate_ml_per_day=projection.rate_ml_per_day.quantize(Decimal("0.0001"), rounding=ROUND_CEILING),
+        conservative_factor=_ratio_for_storage(projection.conservative_factor),
+        lra_at=projection.lra_at,
+        empty_at=projection.empty_at,
+        conservative_lra_at=projection.conservative_lra_at,
+        drug_expires_at=projection.drug_expires_at,
+        refill_due_on=projection.refill_due_on,
+        unmoved_refill_due_on=projection.unmoved_refill_due_on,
+        delivery_ratio=_ratio_for_storage(projection.delivery_ratio),
+        critical_from=projection.critical_from,
+        overdue_from=projection.overdue_from,
+        due_soon_from=projection.due_soon_from,
+        is_stopped=projection.is_stopped,
+        end_of_service_on=pump.end_of_service_on,
+        segments=[[s.start.isoformat(), str(s.rate_ml_per_day)] for s in fill.segments],
+    )
+
+
+_PROJECTION_FIELDS = [f.name for f in PumpProjection._meta.concrete_fields if f.name not in ("id", "pump")]
+
+
+def store_projections(rows: list[PumpProjection]) -> None:
+    """Insert or replace the pumps' stored projections: one INSERT … ON CONFLICT DO UPDATE
+    statement for them all (update_or_create would take four a pump: savepoint, SELECT … FOR
+    UPDATE, UPDATE or INSERT, release); atomic against a concurrent first insert too."""
+    for row in rows:
+        row.pump_id = row.pump.pk  # a pump inserted after its row was built
+    PumpProjection.objects.bulk_create(
+        rows, update_conflicts=True, unique_fields=["pump"], update_fields=_PROJECTION_FIELDS
+    )
 
 
 _batched_signals: ContextVar[list | None] = ContextVar("batched_projection_signals", default=None)

@@ -16,6 +16,7 @@ from ..models import (
     PumpModel,
 )
 from .common import (
+    _bulk_create,
     _full_clean,
     _lock_pump,
     _ml,
@@ -64,9 +65,21 @@ def create_pump_model(*, actor, **fields) -> PumpModel:
 
 @transaction.atomic
 def create_patient(*, clinic: Clinic, actor, **fields) -> Patient:
+    return _save(plan_patient(clinic=clinic, **fields), actor)
+
+
+def plan_patient(*, clinic: Clinic, unique_checked: bool = False, **fields) -> Patient:
+    """A new patient that passed every check, not yet stored (``store_patients``).
+    ``unique_checked``: the caller has checked the MRN against the clinic's (an import reads
+    them all at once)."""
     patient = Patient(clinic=clinic, **fields)
-    _full_clean(patient)
-    return _save(patient, actor)
+    _full_clean(patient, unique_checked=unique_checked)
+    return patient
+
+
+def store_patients(patients: list[Patient], actor) -> list[Patient]:
+    """Store planned patients, with their history rows naming ``actor``, in two statements."""
+    return _bulk_create(Patient, patients, actor)
 
 
 @transaction.atomic

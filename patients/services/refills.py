@@ -37,6 +37,7 @@ from .programs import (
     _reference_dose,
     constant_flow_dose,
     is_dose_change,
+    last_nonzero_dose,
     program_in_effect,
 )
 from .projections import (
@@ -126,10 +127,59 @@ def _refill_errors(
 
 
 @transaction.atomic
-def record_refill(
+def record_refill(*, pump: Pump, actor, now: datetime | None = None, **visit) -> RefillVisit:
+    """Record a refill (CLINICAL.md "Refill visit"): the visit, the program it starts, the new
+    projection, and signals for the alerting side. Also the way to bring a pump already in
+    service into the app: record its last refill. ``visit``: the visit's fields, as
+    ``plan_refill`` names them (performed_at, volumes, concentration, dose, drug, orders…).
+
+    A dose change (a first fill always is one) by a nurse names the ordering physician, or the
+    outside prescriber of a refill done elsewhere. A refill after a projected empty reservoir
+    (``refill_after_empty``) stores the withdrawal assessment (``withdrawal_signs``) and wakes a
+    physician review, or the emergency alarm when a sign is ticked; empty for longer than the
+    clinic's setting, even an unchanged restart dose needs a physician's order."""
+    now = _now(now)
+    pump = _lock_pump(pump.pk)
+    planned = plan_refill(
+        pump=pump,
+        actor=actor,
+        previous=pump.refills.order_by("-performed_at").first(),
+        programs=list(pump.programs.order_by("effective_at", "id")),
+        now=now,
+        **visit,
+    )
+    refill = planned.refill
+    refill.program = _save(planned.program, actor)
+    _save(refill, actor)
+    recompute_projection(pump, now)
+    signals.refill_recorded.send(
+        sender=RefillVisit,
+        refill=refill,
+        pump=pump,
+        actor=actor,
+        now=now,
+        after_empty=planned.after_empty,
+        evaluate=not alert_evaluation_deferred(pump.pk, now),
+    )
+    return refill
+
+
+@dataclass(frozen=True)
+class PlannedRefill:
+    """A refill that passed every rule, not yet stored: the program it starts and the visit."""
+
+    program: Program
+    refill: RefillVisit
+    after_empty: bool
+
+
+def plan_refill(
     *,
     pump: Pump,
     actor,
+    previous: RefillVisit | None,
+    programs: list[Program],
+    now: datetime,
     performed_at: datetime,
     aspirated_ml: Decimal,
     volume_added_ml: Decimal,
@@ -147,20 +197,12 @@ def record_refill(
     outside_prescriber: str = "",
     withdrawal_signs: Iterable[str] = (),
     notes: str = "",
-    now: datetime | None = None,
-) -> RefillVisit:
-    """Record a refill (CLINICAL.md "Refill visit"): the visit, the program it starts, the new
-    projection, and signals for the alerting side. Also the way to bring a pump already in
-    service into the app: record its last refill.
-
-    A dose change (a first fill always is one) by a nurse names the ordering physician, or the
-    outside prescriber of a refill done elsewhere. A refill after a projected empty reservoir
-    (``refill_after_empty``) stores the withdrawal assessment (``withdrawal_signs``) and wakes a
-    physician review, or the emergency alarm when a sign is ticked; empty for longer than the
-    clinic's setting, even an unchanged restart dose needs a physician's order."""
-    now = _now(now)
-    pump = _lock_pump(pump.pk)
-    previous = pump.refills.order_by("-performed_at").first()
+) -> PlannedRefill:
+    """``record_refill``'s rules over the pump's record as given — its last refill (``previous``)
+    and its programs, oldest first — without reading or writing anything (but the replaced pump's
+    dose, for a replacement's first fill). A first fill of a pump not yet stored passes None and
+    []: the implant and the caseload import check it here, the same way as any refill.
+    Raises ``Refusal``; the caller stores the program, then the visit (``refill.program``)."""
     errors = _refill_errors(
         pump=pump,
         performed_at=performed_at,
@@ -192,7 +234,8 @@ def record_refill(
     )
     if errors:
         _refuse(errors)
-    reference = _reference_dose(pump, performed_at)
+    before = [p for p in programs if p.effective_at <= performed_at]
+    reference = last_nonzero_dose(before)
     if previous is None and pump.replaces_id is not None:
         # A replacement pump's first dose continues the old pump's therapy: checked against it.
         reference = _reference_dose(pump.replaces, performed_at)
@@ -206,14 +249,14 @@ def record_refill(
             dose_change_confirmed=dose_change_confirmed,
         )
     )
-    empty = _empty_reservoir(pump, previous, pump.programs.all(), performed_at, aspirated_ml)
+    empty = _empty_reservoir(pump, previous, programs, performed_at, aspirated_ml)
     ordered_by = _ordering_physician(
         pump,
         actor,
         ordered_by,
         errors,
         needs_order=is_dose_change(
-            program_in_effect(pump, performed_at), daily_dose_mcg, bolus_mcg_per_day, concentration_mcg_per_ml
+            before[-1] if before else None, daily_dose_mcg, bolus_mcg_per_day, concentration_mcg_per_ml
         )
         or (empty is not None and empty.needs_order),
         outside_prescriber=outside_prescriber,
@@ -226,60 +269,44 @@ def record_refill(
     )
 
     expected, discrepancy = _check_residual(
-        pump, previous, pump.programs.all(), performed_at, aspirated_ml, discrepancy_reason, errors
+        pump, previous, programs, performed_at, aspirated_ml, discrepancy_reason, errors
     )
     if errors:
         _refuse(errors)
 
-    program = _save(
-        Program(
-            pump=pump,
-            effective_at=performed_at,
-            concentration_mcg_per_ml=concentration_mcg_per_ml,
-            daily_dose_mcg=daily_dose_mcg,
-            bolus_mcg_per_day=bolus_mcg_per_day,
-            stop_reason=stop_reason.strip() if daily_dose_mcg == 0 else "",
-            ordered_by=ordered_by,
-            outside_prescriber=outside_prescriber.strip(),
-            entered_by=actor,
-        ),
-        actor,
-    )
-    refill = _save(
-        RefillVisit(
-            pump=pump,
-            performed_at=performed_at,
-            performed_by=actor,
-            performed_elsewhere=performed_elsewhere,
-            reservoir_ml=pump.pump_model.reservoir_ml,
-            expected_residual_ml=expected,
-            aspirated_ml=aspirated_ml,
-            volume_added_ml=volume_added_ml,
-            drug_product=drug_product,
-            concentration_mcg_per_ml=concentration_mcg_per_ml,
-            drug_lot=drug_lot,
-            drug_expires_on=drug_expires_on,
-            program=program,
-            discrepancy=discrepancy,
-            discrepancy_reason=discrepancy_reason.strip(),
-            empty_since=empty.empty_since if empty else None,
-            nothing_aspirated=bool(empty and empty.nothing_aspirated),
-            withdrawal_signs=signs,
-            notes=notes,
-        ),
-        actor,
-    )
-    recompute_projection(pump, now)
-    signals.refill_recorded.send(
-        sender=RefillVisit,
-        refill=refill,
+    program = Program(
         pump=pump,
-        actor=actor,
-        now=now,
-        after_empty=empty is not None,
-        evaluate=not alert_evaluation_deferred(pump.pk, now),
+        effective_at=performed_at,
+        concentration_mcg_per_ml=concentration_mcg_per_ml,
+        daily_dose_mcg=daily_dose_mcg,
+        bolus_mcg_per_day=bolus_mcg_per_day,
+        stop_reason=stop_reason.strip() if daily_dose_mcg == 0 else "",
+        ordered_by=ordered_by,
+        outside_prescriber=outside_prescriber.strip(),
+        entered_by=actor,
     )
-    return refill
+    refill = RefillVisit(
+        pump=pump,
+        performed_at=performed_at,
+        performed_by=actor,
+        performed_elsewhere=performed_elsewhere,
+        reservoir_ml=pump.pump_model.reservoir_ml,
+        expected_residual_ml=expected,
+        aspirated_ml=aspirated_ml,
+        volume_added_ml=volume_added_ml,
+        drug_product=drug_product,
+        concentration_mcg_per_ml=concentration_mcg_per_ml,
+        drug_lot=drug_lot,
+        drug_expires_on=drug_expires_on,
+        program=program,
+        discrepancy=discrepancy,
+        discrepancy_reason=discrepancy_reason.strip(),
+        empty_since=empty.empty_since if empty else None,
+        nothing_aspirated=bool(empty and empty.nothing_aspirated),
+        withdrawal_signs=signs,
+        notes=notes,
+    )
+    return PlannedRefill(program, refill, after_empty=empty is not None)
 
 
 # --- refill after a projected empty reservoir (CLINICAL.md) -----------------------------------
