@@ -45,6 +45,7 @@ def on_refill(
     actor=None,
     amended=False,
     was_discrepant=False,
+    cleared_reason="",
     after_empty=False,
     evaluate=True,
     first_fill=False,
@@ -60,6 +61,14 @@ def on_refill(
             "Refill recorded, performed at",
             actor,
             subject_at=refill.performed_at,
+        )
+    if amended and was_discrepant and not refill.discrepancy:
+        # An amendment (of this refill or an earlier one) put the residual back within tolerance.
+        engine.resolve_alerts(
+            Alert.objects.open().filter(refill=refill, kind=AlertKind.RESIDUAL_DISCREPANCY),
+            now,
+            cleared_reason or "Residual within tolerance after an amendment",
+            actor,
         )
     if refill.discrepancy:
         engine.raise_alert(

@@ -6,8 +6,10 @@ back with the clinical record.
 
 from django.dispatch import Signal
 
-# refill, pump, actor, now, [amended, was_discrepant, after_empty, evaluate (False: a batch evaluates
-# the pump's conditions later, with projections_changed)]
+# refill, pump, actor, now, [amended, was_discrepant, cleared_reason (an amendment left the refill
+# within tolerance: its review resolves with this), after_empty, evaluate (False: a batch evaluates
+# the pump's conditions later, with projections_changed)]. An amendment sends it for the amended
+# refill and for each later refill it recomputed.
 refill_recorded = Signal()
 # pump_ids, now: stored projections changed outside a refill (program, pump, patient or clinic settings)
 projections_changed = Signal()

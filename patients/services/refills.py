@@ -47,6 +47,9 @@ from .projections import (
     recompute_projection,
 )
 
+# A reason the system writes on a refill stays within what a person may write (issue 9, item 10).
+REASON_MAX_CHARS = 500
+
 # --- refills ------------------------------------------------------------------------
 
 # Free text of a visit; the last two are stored on the program it starts.
@@ -556,8 +559,57 @@ def amend_refill(*, refill: RefillVisit, actor, amend_reason: str, now: datetime
     refill.amend_reason = amend_reason.strip()
     refill._change_reason = Truncator(amend_reason.strip()).chars(100)
     _save(refill, actor)
+    # Before the projection: its delivery ratio leaves out the intervals flagged discrepant.
+    recomputed = _recompute_later_refills(pump, refill, actor)
     recompute_projection(pump, now)
-    signals.refill_recorded.send(
-        sender=RefillVisit, refill=refill, pump=pump, actor=actor, now=now, amended=True, was_discrepant=was_discrepant
-    )
+    # The later refills first; the amended refill's own signal evaluates the pump's conditions once.
+    cleared_reason = _after_amendment("Residual within tolerance", refill)
+    for visit, visit_was_discrepant, evaluate in [
+        *((r, w, False) for r, w in recomputed),
+        (refill, was_discrepant, True),
+    ]:
+        signals.refill_recorded.send(
+            sender=RefillVisit,
+            refill=visit,
+            pump=pump,
+            actor=actor,
+            now=now,
+            amended=True,
+            was_discrepant=visit_was_discrepant,
+            cleared_reason=cleared_reason,
+            evaluate=evaluate,
+        )
     return refill
+
+
+def _after_amendment(what: str, amended: RefillVisit) -> str:
+    return f"{what} after the amendment of refill {amended.pk}: {amended.amend_reason}"
+
+
+def _recompute_later_refills(pump: Pump, amended: RefillVisit, actor) -> list[tuple[RefillVisit, bool]]:
+    """The pump's refills after ``amended``, whose expected residual the amendment changed (what
+    the pump should have held at each depends on the fill before it): the expected residual and
+    the discrepancy flag judged again, saved with the amendment's reason in their history. A refill
+    that becomes discrepant gets a reason written by the system. Refills whose expected residual
+    did not change are left as they were judged. Returns (refill, was discrepant) of those saved."""
+    programs = list(pump.programs.all())
+    previous = amended
+    recomputed = []
+    for later in pump.refills.filter(performed_at__gt=amended.performed_at).order_by("performed_at"):
+        expected, _tolerance, discrepancy = residual_check(
+            pump, previous, programs, later.performed_at, later.aspirated_ml
+        )
+        previous = later
+        if expected == later.expected_residual_ml:
+            continue
+        was_discrepant = later.discrepancy
+        later.expected_residual_ml = expected
+        later.discrepancy = discrepancy
+        if discrepancy and not was_discrepant:
+            later.discrepancy_reason = Truncator(_after_amendment("Residual out of tolerance", amended)).chars(
+                REASON_MAX_CHARS
+            )
+        later._change_reason = Truncator(_after_amendment("Recomputed", amended)).chars(100)
+        _save(later, actor)
+        recomputed.append((later, was_discrepant))
+    return recomputed
