@@ -416,6 +416,14 @@ class RefillVisit(models.Model):
     notes = models.TextField(**NOTE)
     amended_at = models.DateTimeField(null=True, blank=True)
     amend_reason = models.TextField(**REASON)
+    # What the pump's projection said just before this refill (the previous fill's), stored when
+    # the refill is recorded and never changed by an amendment, so the reports (reports/figures.py)
+    # never depend on later edits. Empty for a first fill.
+    prior_due_on = models.DateField("due date in force before the refill", null=True, blank=True)
+    prior_unmoved_due_on = models.DateField(null=True, blank=True)
+    prior_lra_at = models.DateTimeField("projected alarm time before the refill", null=True, blank=True)
+    prior_empty_at = models.DateTimeField("projected empty time before the refill", null=True, blank=True)
+    prior_conservative_lra_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     history = HistoricalRecords()
 

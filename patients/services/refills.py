@@ -16,6 +16,7 @@ from ..models import (
     DrugProduct,
     Program,
     Pump,
+    PumpProjection,
     RefillVisit,
 )
 from .common import (
@@ -44,6 +45,7 @@ from .projections import (
     _fill_for,
     alert_evaluation_deferred,
     catalogue_products,
+    compute_projection,
     recompute_projection,
 )
 
@@ -277,6 +279,7 @@ def plan_refill(
     if errors:
         _refuse(errors)
 
+    prior = _prior_projection(pump, previous, now)
     program = Program(
         pump=pump,
         effective_at=performed_at,
@@ -308,8 +311,30 @@ def plan_refill(
         nothing_aspirated=bool(empty and empty.nothing_aspirated),
         withdrawal_signs=signs,
         notes=notes,
+        **prior,
     )
     return PlannedRefill(program, refill, after_empty=empty is not None)
+
+
+PRIOR_FIELDS = {
+    "prior_due_on": "refill_due_on",
+    "prior_unmoved_due_on": "unmoved_refill_due_on",
+    "prior_lra_at": "lra_at",
+    "prior_empty_at": "empty_at",
+    "prior_conservative_lra_at": "conservative_lra_at",
+}
+
+
+def _prior_projection(pump: Pump, previous: RefillVisit | None, now: datetime) -> dict:
+    """What the pump's projection said just before this refill (the RefillVisit's ``prior_*``
+    fields): the stored row, the one staff and the scan saw; empty for a first fill."""
+    if previous is None:
+        return {}
+    row = PumpProjection.objects.filter(pump=pump).values(*PRIOR_FIELDS.values()).first()
+    if row is None:  # never stored (cannot happen for a pump in service): from the record
+        projection = compute_projection(pump, now)
+        row = {name: getattr(projection, name) for name in PRIOR_FIELDS.values()} if projection else {}
+    return {field: row.get(name) for field, name in PRIOR_FIELDS.items()}
 
 
 # --- refill after a projected empty reservoir (CLINICAL.md) -----------------------------------
