@@ -416,6 +416,7 @@ def _days_empty(clinic: Clinic, start: datetime, end: datetime, now: datetime) -
             PumpProjection.objects.filter(
                 pump__patient__clinic=clinic,
                 pump__status=Pump.Status.ACTIVE,
+                pump__patient__status=Patient.Status.ACTIVE,
                 empty_at__isnull=False,
                 empty_at__lt=until,
             )
