@@ -187,12 +187,39 @@ def build_pumps(
 # --- refill histories (the projection benchmark) -------------------------------------------------
 
 
-def refill_history_adder(bench: BenchClinic, now: datetime, refills: int, *, seed: int = 1):
+def refill_history_adder(bench: BenchClinic, now: datetime, refills: int, *, seed: int = 1, snapshot: bool = False):
     """An ``add`` for ``build_pumps``: ``refills`` refills per pump, about every 90 days, the last
     one 1–110 days ago; each starts its program; residuals close to the expected one; one pump in
-    ten had its dose raised 10 % three weeks after its last fill."""
+    ten had its dose raised 10 % three weeks after its last fill. ``snapshot``: each refill after
+    the first also stores what the previous fill's projection said (``prior_*``, as
+    ``record_refill`` does), computed with ``depletion.project``."""
     rng = random.Random(seed)
     nurse_count = len(bench.nurses)
+    clinic = bench.clinic
+    calendar = calendar_of(clinic) if snapshot else None
+
+    def prior(previous_at: datetime, at: datetime, rate: Decimal, high_risk: bool) -> dict:
+        fill = depletion.Fill(previous_at, VOLUME_ML, (depletion.Segment(previous_at, rate),))
+        projection = depletion.project(
+            fill,
+            lra_ml=bench.pump_model.default_lra_ml,
+            max_days_in_pump=bench.drug_product.max_days_in_pump,
+            vial_expires_on=None,
+            zone=clinic.zone,
+            overinfusion_allowance_pct=clinic.overinfusion_allowance_pct,
+            margin=depletion.margin_days(clinic.refill_margin_days, 0, clinic.high_risk_extra_days, high_risk),
+            reminder_days=clinic.reminder_days,
+            critical_hours=clinic.critical_hours,
+            now=at,
+            is_closed=calendar,
+        )
+        return {
+            "prior_due_on": projection.refill_due_on,
+            "prior_unmoved_due_on": projection.unmoved_refill_due_on,
+            "prior_lra_at": projection.lra_at,
+            "prior_empty_at": projection.empty_at,
+            "prior_conservative_lra_at": projection.conservative_lra_at,
+        }
 
     def add(indices: Sequence[int], pumps: list[Pump]) -> int:
         programs, visits = [], []
@@ -232,6 +259,7 @@ def refill_history_adder(bench: BenchClinic, now: datetime, refills: int, *, see
                         concentration_mcg_per_ml=DRUG[1],
                         drug_lot=f"BENCH-LOT-{n + 1:02d}",
                         program=program,
+                        **(prior(times[n - 1], at, rate, is_high_risk(i)) if snapshot and n > 0 else {}),
                     )
                 )
             changed_at = last_at + timedelta(days=21)

@@ -224,11 +224,11 @@ def test_each_refill_stores_what_the_projection_said_before_it_and_an_amendment_
 
 
 def test_the_migration_computes_the_same_snapshot_for_refills_recorded_before_it(fixture_clinic):
-    """The backfill (patients 0009) from the record equals what the service stored at the time,
+    """The backfill (patients 0010) from the record equals what the service stored at the time,
     the closed-day move included; refills that have one are left alone."""
     import importlib
 
-    backfill = importlib.import_module("patients.migrations.0009_refill_prior_projection").backfill
+    backfill = importlib.import_module("patients.migrations.0010_refill_prior_projection").backfill
     fields = ("prior_due_on", "prior_unmoved_due_on", "prior_lra_at", "prior_empty_at", "prior_conservative_lra_at")
     stored = {r.pk: tuple(getattr(r, f) for f in fields) for r in RefillVisit.objects.all()}
     assert sum(1 for v in stored.values() if v[0] is not None) == 3
@@ -368,3 +368,18 @@ def test_the_report_and_trend_take_the_same_queries_for_more_pumps_and_refills()
         counts.append((len(report_queries), len(trend_queries)))
     assert counts[0] == counts[1], counts
     assert counts[0][0] <= 20
+
+
+def test_benchmark_reports_prints_time_and_queries_and_keeps_nothing():
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from clinics.models import Clinic
+
+    clinics = Clinic.objects.count()
+    out = StringIO()
+    call_command("benchmark_reports", pumps=3, years=1, stdout=out)
+    text = out.getvalue()
+    assert "report (first)" in text and "12-month trend" in text and "queries" in text
+    assert Clinic.objects.count() == clinics
