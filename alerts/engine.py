@@ -35,7 +35,7 @@ from django.utils import timezone
 
 from clinics.models import Membership, Role
 from patients import depletion
-from patients.models import Appointment, Patient, Pump
+from patients.models import Appointment, Patient, Program, Pump
 from patients.selectors import with_status
 from patients.services import apply_due_status_changes
 
@@ -69,13 +69,20 @@ KIND_SEVERITY = {
     AlertKind.REPLACEMENT_DUE: Severity.REMINDER,
     AlertKind.REFILL_AFTER_EMPTY: Severity.REVIEW,
     AlertKind.CARE_ENDED: Severity.REMINDER,
+    AlertKind.ORDER_UNSIGNED: Severity.REVIEW,
 }
 # CLINICAL.md "Battery end of service": critical within this many days of the end of service.
 END_OF_SERVICE_CRITICAL_DAYS = 30
 # Kinds whose condition the scan evaluates (and so also resolves when it clears, or when the pump
 # leaves the scan). Pump alarms, physician reviews and "left care" notices are raised by the
 # recording services' signals and resolved by people (or by a refill).
-SCANNED_KINDS = (*REFILL_FAMILY, AlertKind.APPOINTMENT_MISSED, AlertKind.DELIVERY_DRIFT, AlertKind.REPLACEMENT_DUE)
+SCANNED_KINDS = (
+    *REFILL_FAMILY,
+    AlertKind.APPOINTMENT_MISSED,
+    AlertKind.DELIVERY_DRIFT,
+    AlertKind.REPLACEMENT_DUE,
+    AlertKind.ORDER_UNSIGNED,
+)
 FAMILY_RANK = {kind: rank for rank, kind in enumerate(REFILL_FAMILY)}
 
 
@@ -105,6 +112,7 @@ class Wanted:
     severity: int
     detail: str = ""
     refill_id: int | None = None
+    program_id: int | None = None
 
 
 @dataclass
@@ -253,6 +261,35 @@ def wanted_alerts(now: datetime, pump_ids=None) -> dict[str, Wanted]:
             severity = one_step_higher(severity)
         key = dedupe_key(AlertKind.REPLACEMENT_DUE, pump_id)
         wanted[key] = Wanted(pump_id, clinic_id, AlertKind.REPLACEMENT_DUE, severity, detail)
+
+    # Nurse-entered dose orders no physician has countersigned within ORDER_COUNTERSIGN_HOURS
+    # (a range on the partial index of orders waiting for a countersignature).
+    unsigned = Program.objects.filter(
+        _in_service_q("pump__", pump_ids),
+        countersign_requested_at__isnull=False,
+        countersign_requested_at__lte=now - timedelta(hours=settings.ORDER_COUNTERSIGN_HOURS),
+        verified_at__isnull=True,
+    ).values_list(
+        "pk",
+        "pump_id",
+        "pump__patient__clinic_id",
+        "daily_dose_mcg",
+        "ordered_by__first_name",
+        "ordered_by__last_name",
+        "ordered_by__username",
+    )
+    for program_id, pump_id, clinic_id, dose, first_name, last_name, username in unsigned:
+        name = f"{first_name} {last_name}".strip() or username or "a physician"
+        detail = f"{dose.normalize():f} mcg/day ordered by {name}: countersign it"
+        key = dedupe_key(AlertKind.ORDER_UNSIGNED, pump_id, program_id=program_id)
+        wanted[key] = Wanted(
+            pump_id,
+            clinic_id,
+            AlertKind.ORDER_UNSIGNED,
+            KIND_SEVERITY[AlertKind.ORDER_UNSIGNED],
+            detail,
+            program_id=program_id,
+        )
     return wanted
 
 
@@ -321,6 +358,7 @@ def _reconcile(now, wanted: dict[str, Wanted], resolvable_kinds, pump_ids=None) 
             clinic_id=w.clinic_id,
             pump_id=w.pump_id,
             refill_id=w.refill_id,
+            program_id=w.program_id,
             kind=w.kind,
             severity=w.severity,
             dedupe_key=key,

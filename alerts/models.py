@@ -12,7 +12,7 @@ from simple_history.models import HistoricalRecords
 
 from clinics.access import scope
 from clinics.models import Clinic, Rotation
-from patients.models import Pump, RefillVisit
+from patients.models import Program, Pump, RefillVisit
 
 
 class Severity(models.IntegerChoices):
@@ -45,6 +45,7 @@ class AlertKind(models.TextChoices):
     REFILL_AFTER_EMPTY = "refill_after_empty", "Refill after an empty reservoir"
     CARE_ENDED = "care_ended", "Left the clinic's care: check"
     ROTA_GAP = "rota_gap", "Nobody on call (rota gap)"
+    ORDER_UNSIGNED = "order_unsigned", "Dose order not countersigned"
 
 
 # Kinds about the clinic rather than one pump: they have no pump.
@@ -61,12 +62,21 @@ REFILL_FAMILY = (AlertKind.REFILL_DUE, AlertKind.REFILL_OVERDUE, AlertKind.RESER
 REFILL_REVIEW_KINDS = (AlertKind.RESIDUAL_DISCREPANCY, AlertKind.REFILL_AFTER_EMPTY)
 
 # Physician reviews (DESIGN.md "Who may do what"): only a physician resolves them; others acknowledge.
-PHYSICIAN_REVIEW_KINDS = (AlertKind.RESIDUAL_DISCREPANCY, AlertKind.DELIVERY_DRIFT, AlertKind.REFILL_AFTER_EMPTY)
+# The "Needs physician review" queue lists them. An unsigned order resolves when it is countersigned.
+PHYSICIAN_REVIEW_KINDS = (
+    AlertKind.RESIDUAL_DISCREPANCY,
+    AlertKind.DELIVERY_DRIFT,
+    AlertKind.REFILL_AFTER_EMPTY,
+    AlertKind.ORDER_UNSIGNED,
+)
 
 
-def dedupe_key(kind: str, pump_id: int, refill_id: int | None = None) -> str:
+def dedupe_key(kind: str, pump_id: int, refill_id: int | None = None, program_id: int | None = None) -> str:
     if refill_id is not None and kind in REFILL_REVIEW_KINDS:
         return f"{kind}:refill:{refill_id}"
+    if program_id is not None:
+        # One alert per order: a pump may have two unsigned orders, each signed on its own.
+        return f"{kind}:program:{program_id}"
     family = "refill" if kind in REFILL_FAMILY else kind
     return f"{family}:pump:{pump_id}"
 
@@ -207,6 +217,8 @@ class Alert(models.Model):
     next_step_at = models.DateTimeField(null=True, blank=True)
     claim = models.CharField(max_length=40, blank=True, help_text="Token of the scan that claimed the step.")
     nobody_to_notify = models.BooleanField(default=False, help_text="A level resolved to nobody.")
+    # What an unsigned-order alert is about: the nurse-entered program waiting for a physician.
+    program = models.ForeignKey(Program, on_delete=models.PROTECT, null=True, blank=True, related_name="alerts")
     # What a clinic-level alert is about: a rota gap's rotation and hours.
     rotation = models.ForeignKey(Rotation, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     period_starts_at = models.DateTimeField(null=True, blank=True)

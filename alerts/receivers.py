@@ -175,3 +175,11 @@ def _wake_scan_after_commit():
             log.warning("could not enqueue an immediate scan: %s", exc)
 
     transaction.on_commit(publish)
+
+
+@receiver(signals.program_countersigned)
+def on_program_countersigned(sender, program, now, actor=None, **kwargs):
+    # In the countersignature's transaction: the order's escalation stops with the signature.
+    engine.resolve_alerts(
+        Alert.objects.open().filter(kind=AlertKind.ORDER_UNSIGNED, program=program), now, "Order countersigned", actor
+    )

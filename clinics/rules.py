@@ -42,6 +42,8 @@ rules.add_perm("patients.record_care", is_care_staff)
 rules.add_perm("patients.change_program", is_care_staff)
 # review discrepancies and drift alerts
 rules.add_perm("patients.review_clinical", is_physician)
+# countersign a nurse-entered dose order (the ordering physician or another of the clinic's)
+rules.add_perm("patients.countersign_order", is_physician)
 # acknowledge alerts
 rules.add_perm("alerts.acknowledge", is_member)
 # manage staff, clinic settings, escalation policies (in-app pages)

@@ -30,6 +30,9 @@ v1 = [
     path("pumps/<int:pk>/events/", patients_api.PumpEventCreateView.as_view(), name="api-pump-events"),
     path("refills/<int:pk>/", patients_api.RefillAmendView.as_view(), name="api-refill"),
     path(
+        "programs/<int:pk>/countersign/", patients_api.ProgramCountersignView.as_view(), name="api-program-countersign"
+    ),
+    path(
         "appointments/<int:pk>/complete/",
         patients_api.AppointmentStatusView.as_view(transition="complete"),
         name="api-appointment-complete",

@@ -288,6 +288,9 @@ NOTIFICATION_LEASE_SECONDS = env.int("NOTIFICATION_LEASE_SECONDS", default=120)
 # A pending notification handed to the broker but not consumed within this long is enqueued again.
 NOTIFICATION_REQUEUE_SECONDS = env.int("NOTIFICATION_REQUEUE_SECONDS", default=600)
 NOTIFICATION_MAX_ATTEMPTS = env.int("NOTIFICATION_MAX_ATTEMPTS", default=5)
+# A nurse-entered dose order not countersigned by a physician within this many hours escalates
+# as a physician review (alert kind ``order_unsigned``).
+ORDER_COUNTERSIGN_HOURS = env.int("ORDER_COUNTERSIGN_HOURS", default=24)
 WEBHOOK_ALLOW_PRIVATE = env.bool("WEBHOOK_ALLOW_PRIVATE", default=False)
 # On-premises receivers inside the hospital network: the operator admits their networks (CIDRs);
 # anything else must be a public address. Parsed here so a typo stops the app at start.

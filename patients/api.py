@@ -18,7 +18,7 @@ from clinics.api import ApiView, as_api_error, require, require_superuser
 from clinics.models import AccessLog
 
 from . import services
-from .models import Appointment, Patient, Pump, PumpModel, PumpProjection, RefillVisit
+from .models import Appointment, Patient, Program, Pump, PumpModel, PumpProjection, RefillVisit
 from .serializers import (
     AppointmentCreateSerializer,
     AppointmentSerializer,
@@ -414,6 +414,28 @@ class ProgramCreateView(PumpActionView):
         values = self.valid(ProgramCreateSerializer, context=self.pump_context(pump))
         program = services.change_program(pump=pump, actor=request.user, **values)
         return Response(self.serializer(ProgramSerializer, program).data, status=CREATED)
+
+
+class ProgramCountersignView(PatientsApiView):
+    """A physician countersigns a nurse-entered dose order (the ordering physician or another
+    physician of the clinic); the order's "not countersigned" alert resolves."""
+
+    serializer_class = ProgramSerializer
+
+    @extend_schema(
+        request=None,
+        responses={
+            200: ProgramSerializer,
+            400: OpenApiResponse(description="Already countersigned, or nothing to countersign."),
+            403: OpenApiResponse(description="Not a physician of the pump's clinic."),
+        },
+    )
+    def post(self, request, pk):
+        queryset = scope(Program.objects.select_related("pump__patient__clinic"), request.user, "pump__patient__clinic")
+        program = get_object_or_404(queryset, pk=pk)
+        require(request.user, "patients.countersign_order", program)
+        program = services.countersign_program(program=program, actor=request.user)
+        return Response(self.serializer(ProgramSerializer, program).data)
 
 
 class AppointmentCreateView(PumpActionView):

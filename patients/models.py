@@ -347,8 +347,19 @@ class Program(models.Model):
         max_length=255, blank=True, help_text="A refill done elsewhere: the prescriber there (free text)."
     )
     verified_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The physician who countersigned the order (or entered it themselves).",
     )
+    verified_at = models.DateTimeField(null=True, blank=True)
+    # Set when a nurse enters an order naming a physician: the order waits for a physician's
+    # countersignature from then on, and escalates after ORDER_COUNTERSIGN_HOURS. None: nothing to
+    # countersign (a physician's own entry, an import, a refill at an unchanged dose, or a program
+    # recorded before countersigning existed).
+    countersign_requested_at = models.DateTimeField(null=True, blank=True)
     entered_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
@@ -367,10 +378,22 @@ class Program(models.Model):
                 condition=Q(daily_dose_mcg__gt=0) | ~Q(stop_reason=""), name="program_zero_dose_has_reason"
             ),
         ]
-        indexes = [models.Index(fields=["pump", "effective_at"])]
+        indexes = [
+            models.Index(fields=["pump", "effective_at"]),
+            # The review queue and the scan read the orders waiting for a countersignature.
+            models.Index(
+                fields=["countersign_requested_at"],
+                condition=Q(countersign_requested_at__isnull=False, verified_at__isnull=True),
+                name="program_awaiting_countersign",
+            ),
+        ]
 
     def __str__(self):
         return f"{self.daily_dose_mcg} mcg/day from {self.effective_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def awaits_countersign(self) -> bool:
+        return self.countersign_requested_at is not None and self.verified_at is None
 
     @property
     def access_clinic_id(self) -> int:

@@ -2,6 +2,7 @@
 
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
@@ -280,6 +281,8 @@ def _history_value(field, value, users):
         return dict(field.flatchoices).get(value, value)
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if isinstance(value, datetime):
+        return value  # the template shows it in the clinic's zone
     return str(value)
 
 

@@ -507,7 +507,6 @@ class ProgramCreateSerializer(StrictInputMixin, serializers.Serializer):
     daily_dose_mcg = dose()
     bolus_mcg_per_day = dose(required=False)
     ordered_by = ScopedPrimaryKeyRelatedField(User, clinic_staff, required=False, allow_null=True)
-    verified_by = ScopedPrimaryKeyRelatedField(User, clinic_staff, required=False, allow_null=True)
     stop_reason = serializers.CharField(max_length=255, required=False, allow_blank=True)
     dose_change_confirmed = StrictBooleanField(required=False)
 
@@ -524,7 +523,13 @@ class ProgramSerializer(ClinicZoneMixin, serializers.Serializer):
     stop_reason = serializers.CharField(read_only=True)
     ordered_by = serializers.IntegerField(source="ordered_by_id", read_only=True, allow_null=True)
     outside_prescriber = serializers.CharField(read_only=True)
-    verified_by = serializers.IntegerField(source="verified_by_id", read_only=True, allow_null=True)
+    verified_by = serializers.IntegerField(
+        source="verified_by_id", read_only=True, allow_null=True, help_text="The countersigning physician."
+    )
+    verified_at = AwareDateTimeField(read_only=True, allow_null=True)
+    countersign_requested_at = AwareDateTimeField(
+        read_only=True, allow_null=True, help_text="A nurse-entered order waiting for a physician since then."
+    )
     entered_by = serializers.IntegerField(source="entered_by_id", read_only=True, allow_null=True)
 
     def clinic_zone(self, instance):

@@ -20,3 +20,5 @@ appointment_changed = Signal()
 # pump_ids, reason, actor, now, tell: pumps that left the scan (explanted, patient transferred or
 # deceased); ``tell``: the assigned nurse and the clinic's physicians are told in the app
 care_ended = Signal()
+# program, actor, now: a physician countersigned a nurse-entered dose order
+program_countersigned = Signal()

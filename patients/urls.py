@@ -18,6 +18,7 @@ urlpatterns = [
     path("pumps/<int:pk>/replace/", pump_records.pump_replace, name="pump-replace"),
     path("pumps/<int:pk>/dose/", pump_records.program_change, name="program-change"),
     path("pumps/<int:pk>/dose/preview/", pump_records.program_preview, name="program-preview"),
+    path("programs/<int:pk>/countersign/", pump_records.program_countersign, name="program-countersign"),
     path("pumps/<int:pk>/handover/", patient_records.handover_summary, name="handover-summary"),
     path("pumps/<int:pk>/refill/", views.refill_create, name="refill-create"),
     path("pumps/<int:pk>/refill/preview/", views.refill_preview, name="refill-preview"),

@@ -40,12 +40,15 @@ from .lifecycle import (
     replace_pump,
 )
 from .programs import (
+    can_countersign,
     change_program,
     constant_flow_dose,
+    countersign_program,
     dose_change_pct,
     is_clinic_physician,
     is_dose_change,
     last_nonzero_dose,
+    order_signature,
     program_in_effect,
 )
 from .projections import (
@@ -141,6 +144,9 @@ __all__ = [
     "is_dose_change",
     "is_clinic_physician",
     "program_in_effect",
+    "order_signature",
+    "can_countersign",
+    "countersign_program",
     "EmptyReservoir",
     "refill_after_empty",
     "FILL_FIELDS",

@@ -6,11 +6,13 @@ from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 
 from clinics.access import role_in
 from clinics.models import HARD_DOSE_LIMIT_MAX_MCG_PER_DAY, HIGH_DOSE_THRESHOLD_MAX_MCG_PER_DAY, Clinic, Role
 
+from .. import signals
 from ..models import (
     Program,
     Pump,
@@ -169,6 +171,50 @@ def _ordering_physician(
     return None
 
 
+def order_signature(pump: Pump, actor, ordered_by, now: datetime) -> dict:
+    """Who signs a new order: the fields to store on its program.
+
+    A physician of the clinic entering a program signs it (``verified_by`` that physician). A
+    nurse's entry naming an ordering physician waits for a physician's countersignature
+    (``countersign_requested_at``). Nothing else is countersigned: a nurse's refill at an unchanged
+    dose names nobody, and entries by the system, a superuser or a clinic admin's caseload import
+    carry orders made before they reached this clinic's records."""
+    if actor is None or getattr(actor, "is_superuser", False):
+        return {}
+    role = role_in(actor, pump.patient.clinic_id)
+    if role == Role.PHYSICIAN:
+        return {"verified_by": actor, "verified_at": now, "countersign_requested_at": None}
+    if role == Role.NURSE and ordered_by is not None:
+        return {"verified_by": None, "verified_at": None, "countersign_requested_at": now}
+    return {}
+
+
+def can_countersign(user, program: Program) -> bool:
+    """The ordering physician or another physician of the pump's clinic (README "Countersigning")."""
+    return is_clinic_physician(user, program.pump.patient.clinic_id)
+
+
+@transaction.atomic
+def countersign_program(*, program: Program, actor, now: datetime | None = None) -> Program:
+    """A physician countersigns a nurse-entered order: ``verified_by`` and ``verified_at`` are set,
+    and the order's "unsigned" alert resolves (``program_countersigned`` signal)."""
+    now = _now(now)
+    _lock_pump(program.pump_id)
+    program = Program.objects.select_related("pump__patient").get(pk=program.pk)
+    if not can_countersign(actor, program):
+        raise PermissionDenied("Only a physician of this clinic can countersign a dose order.")
+    if program.verified_at is not None:
+        _refuse({"program": "This order is already countersigned."})
+    if program.countersign_requested_at is None:
+        _refuse({"program": "This program has no nurse-entered order to countersign."})
+    program.verified_by = actor
+    program.verified_at = now
+    program._change_reason = "Order countersigned"
+    _save(program, actor)
+    signals.program_countersigned.send(sender=Program, program=program, actor=actor, now=now)
+    return program
+
+
 def constant_flow_dose(pump: Pump, concentration: Decimal, daily_dose: Decimal | None, errors: dict):
     """For a constant-flow pump the dose follows from its flow rate × the concentration."""
     if not pump.pump_model.is_constant_flow:
@@ -200,7 +246,6 @@ def change_program(
     daily_dose_mcg: Decimal,
     bolus_mcg_per_day: Decimal = ZERO,
     ordered_by=None,
-    verified_by=None,
     stop_reason: str = "",
     dose_change_confirmed: bool = False,
     now: datetime | None = None,
@@ -255,8 +300,8 @@ def change_program(
             bolus_mcg_per_day=bolus_mcg_per_day,
             stop_reason=stop_reason.strip() if daily_dose_mcg == 0 else "",
             ordered_by=ordered_by,
-            verified_by=verified_by,
             entered_by=actor,
+            **order_signature(pump, actor, ordered_by, now),
         ),
         actor,
     )

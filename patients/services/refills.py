@@ -39,6 +39,7 @@ from .programs import (
     constant_flow_dose,
     is_dose_change,
     last_nonzero_dose,
+    order_signature,
     program_in_effect,
 )
 from .projections import (
@@ -290,6 +291,9 @@ def plan_refill(
         ordered_by=ordered_by,
         outside_prescriber=outside_prescriber.strip(),
         entered_by=actor,
+        # A first fill carries the implanting team's order (the implant is a physician's
+        # procedure): only later dose changes wait for a countersignature.
+        **(order_signature(pump, actor, ordered_by, now) if previous is not None else {}),
     )
     refill = RefillVisit(
         pump=pump,
@@ -560,11 +564,17 @@ def amend_refill(*, refill: RefillVisit, actor, amend_reason: str, now: datetime
     program.stop_reason = values["stop_reason"].strip() if values["daily_dose_mcg"] == 0 else ""
     if new_ordered_by is not None:
         program.ordered_by = new_ordered_by
+    # An amended dose is a new order: a nurse's waits for a countersignature again, a physician's is signed.
+    signature = order_signature(pump, actor, program.ordered_by, now) if amends_dose else {}
+    for name, value in signature.items():
+        setattr(program, name, value)
     if outside_prescriber is not None:
         program.outside_prescriber = outside_prescriber.strip()
     # History's change-reason column is short; the full reason is on the refill itself.
     program._change_reason = Truncator(f"Refill amended: {amend_reason.strip()}").chars(100)
     _save(program, actor)
+    if signature.get("verified_at"):
+        signals.program_countersigned.send(sender=type(program), program=program, actor=actor, now=now)
     for field in (
         "performed_at",
         "aspirated_ml",

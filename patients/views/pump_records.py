@@ -2,13 +2,16 @@
 replacement, and a dose change between refills — each with the live preview where dates move."""
 
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
+from clinics.access import scope
+
 from .. import services
 from ..forms import add_refusal
-from ..models import Patient, Pump
+from ..models import Patient, Program, Pump
 from ..record_forms import ExplantForm, ImplantForm, ProgramChangeForm, PumpSettingsForm, ReplaceForm
 from ..selectors import preview_program_change
 from .common import get_pump, render_patient_page, require_care_staff, require_perm
@@ -254,3 +257,22 @@ def program_preview(request, pk):
         "patients/_program_preview.html",
         {"pump": pump, "preview": _program_preview(pump, form, timezone.now())},
     )
+
+
+@require_POST
+def program_countersign(request, pk):
+    """A physician countersigns a nurse-entered order; the same service as
+    ``POST /api/v1/programs/{id}/countersign/``. Anyone else is told so on the page."""
+    programs = scope(Program.objects.select_related("pump__patient__clinic"), request.user, "pump__patient__clinic")
+    program = get_object_or_404(programs, pk=pk)
+    try:
+        services.countersign_program(program=program, actor=request.user)
+    except PermissionDenied as denied:
+        messages.error(request, str(denied))
+    except services.Refusal as refusal:
+        messages.error(request, " ".join(refusal.messages))
+    else:
+        messages.success(request, f"Order of {program.daily_dose_mcg.normalize():f} mcg/day countersigned.")
+    if request.POST.get("next") == "review":
+        return redirect("review-queue")
+    return redirect("pump-detail", pk=program.pump_id)

@@ -1,5 +1,8 @@
 """The patient page and the pump page: what a nurse reads before touching the pump."""
 
+from datetime import timedelta
+
+from django.conf import settings
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
@@ -100,6 +103,8 @@ def pump_detail(request, pk):
         event.symptom_labels = [services.SYMPTOMS.get(key, key) for key in event.symptoms]
     zone = patient.clinic.zone
     program = program_in_effect(programs, now)
+    order = standing_order(programs, program)
+    countersign_hours = settings.ORDER_COUNTERSIGN_HOURS
 
     def refill_label(row):
         return f"Refill of {row.performed_at.astimezone(zone):%Y-%m-%d %H:%M}"
@@ -122,7 +127,14 @@ def pump_detail(request, pk):
         "projection": projection,
         "facts": describe_projection(pump, projection, now),
         "program": program,
-        "order": standing_order(programs, program),
+        "order": order,
+        "can_countersign": order is not None
+        and order.awaits_countersign
+        and services.can_countersign(request.user, order),
+        "order_unsigned_overdue": order is not None
+        and order.awaits_countersign
+        and now - order.countersign_requested_at >= timedelta(hours=countersign_hours),
+        "countersign_hours": countersign_hours,
         "programs": list(reversed(programs)),
         "refills": refills,
         "appointments": appointments,
