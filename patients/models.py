@@ -348,13 +348,14 @@ class Program(models.Model):
     )
     verified_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
+        verbose_name="countersigned by",
         on_delete=models.PROTECT,
         null=True,
         blank=True,
         related_name="+",
         help_text="The physician who countersigned the order (or entered it themselves).",
     )
-    verified_at = models.DateTimeField(null=True, blank=True)
+    verified_at = models.DateTimeField("countersigned at", null=True, blank=True)
     # Set when a nurse enters an order naming a physician: the order waits for a physician's
     # countersignature from then on, and escalates after ORDER_COUNTERSIGN_HOURS. None: nothing to
     # countersign (a physician's own entry, an import, a refill at an unchanged dose, or a program

@@ -153,6 +153,8 @@ def _kwargs_for(name: str, params: list[str], w: World, user) -> dict | None:
         "alert-resolve": {"pk": w.alert.pk},
         "api-alert-acknowledge": {"pk": w.alert.pk},
         "api-alert-resolve": {"pk": w.alert.pk},
+        "program-countersign": {"pk": w.pump.programs.first().pk},
+        "api-program-countersign": {"pk": w.pump.programs.first().pk},
         "calendar-feed": {"token": w.feed_token},
         "notification-rule": {"severity": w.alert.severity},
         "contact-method-verify": {"pk": ContactMethod.objects.get(user=w.nurse).pk},

@@ -30,7 +30,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="historicalprogram",
             name="verified_at",
-            field=models.DateTimeField(blank=True, null=True),
+            field=models.DateTimeField(blank=True, null=True, verbose_name="countersigned at"),
         ),
         migrations.AddField(
             model_name="program",
@@ -40,7 +40,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="program",
             name="verified_at",
-            field=models.DateTimeField(blank=True, null=True),
+            field=models.DateTimeField(blank=True, null=True, verbose_name="countersigned at"),
         ),
         migrations.AlterField(
             model_name="historicalprogram",
@@ -53,6 +53,7 @@ class Migration(migrations.Migration):
                 on_delete=django.db.models.deletion.DO_NOTHING,
                 related_name="+",
                 to=settings.AUTH_USER_MODEL,
+                verbose_name="countersigned by",
             ),
         ),
         migrations.AlterField(
@@ -65,6 +66,7 @@ class Migration(migrations.Migration):
                 on_delete=django.db.models.deletion.PROTECT,
                 related_name="+",
                 to=settings.AUTH_USER_MODEL,
+                verbose_name="countersigned by",
             ),
         ),
         migrations.AddIndex(
