@@ -6,8 +6,8 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("alerts", "0007_alert_refill"),
-        ("patients", "0009_order_countersign"),
+        ("alerts", "0008_review_conclusions"),
+        ("patients", "0010_order_countersign"),
     ]
 
     operations = [
