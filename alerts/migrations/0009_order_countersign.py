@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
     dependencies = [
         ("alerts", "0008_review_conclusions"),
-        ("patients", "0010_order_countersign"),
+        ("patients", "0011_order_countersign"),
     ]
 
     operations = [

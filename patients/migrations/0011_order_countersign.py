@@ -17,7 +17,7 @@ def sign_physicians_own_orders(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("patients", "0009_free_text_limits"),
+        ("patients", "0010_refill_prior_projection"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
