@@ -151,6 +151,7 @@ def _kwargs_for(name: str, params: list[str], w: World, user) -> dict | None:
         "alert-detail": {"pk": w.alert.pk},
         "alert-acknowledge": {"pk": w.alert.pk},
         "alert-resolve": {"pk": w.alert.pk},
+        "alert-conclude": {"pk": w.alert.pk},
         "api-alert-acknowledge": {"pk": w.alert.pk},
         "api-alert-resolve": {"pk": w.alert.pk},
         "program-countersign": {"pk": w.pump.programs.first().pk},
