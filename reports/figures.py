@@ -18,7 +18,7 @@ from django.db.models import Count, DateTimeField, DurationField, Exists, Expres
 from django.db.models.functions import Greatest, Least, TruncDate
 from django.utils import timezone
 
-from alerts.models import Alert, AlertKind, Channel, Notification, Severity
+from alerts.models import Alert, AlertKind, Channel, Notification, ReviewConclusion, Severity
 from clinics.models import Clinic, Membership, Role
 from clinics.selectors import rota_plans
 from patients.models import Appointment, Patient, Pump, PumpProjection, RefillVisit
@@ -555,6 +555,21 @@ def _workload(clinic: Clinic, period: Period, start: datetime, end: datetime, va
     breakdowns["refills_per_nurse_month"] = tuple((name, _rounded(v)) for name, v in per_nurse)
 
 
+def _review_conclusions(clinic: Clinic, start: datetime, end: datetime, values, breakdowns):
+    """Physician reviews concluded in the period, by outcome (every outcome listed): one query."""
+    by_outcome = dict(
+        ReviewConclusion.objects.filter(alert__clinic=clinic, concluded_at__gte=start, concluded_at__lt=end)
+        .order_by()
+        .values_list("outcome")
+        .annotate(n=Count("pk"))
+        .values_list("outcome", "n")
+    )
+    values["review_conclusions"] = sum(by_outcome.values())
+    breakdowns["review_conclusions"] = tuple(
+        (label, by_outcome.get(outcome, 0)) for outcome, label in ReviewConclusion.Outcome.choices
+    )
+
+
 def _report_values(clinic: Clinic, period: Period, now: datetime, *, devices: bool = True):
     zone = clinic.zone
     start, end = period.bounds(zone)
@@ -567,8 +582,7 @@ def _report_values(clinic: Clinic, period: Period, now: datetime, *, devices: bo
     if devices:
         _device_figures(clinic, now.astimezone(zone).date(), values)
     _workload(clinic, period, start, end, values, breakdowns)
-    # Physician-review conclusions by outcome: the ReviewConclusion model is not on main yet.
-    values["review_conclusions"] = None
+    _review_conclusions(clinic, start, end, values, breakdowns)
     return values, breakdowns, late
 
 

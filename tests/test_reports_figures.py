@@ -41,7 +41,8 @@ from django.apps import apps as live_apps
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from alerts.models import Alert, AlertEvent, AlertKind, Channel, Notification, Severity
+from alerts.models import Alert, AlertEvent, AlertKind, Channel, Notification, ReviewConclusion, Severity
+from alerts.services import conclude_review
 from clinics.models import ClinicClosure, Membership, Role, Rotation
 from patients import services
 from patients.models import Appointment, Pump, PumpProjection, RefillVisit
@@ -274,7 +275,6 @@ def test_discrepancies_appointments_devices_and_workload(fixture_clinic):
     value = lambda key: report.figure(key).value  # noqa: E731
     # A1, B1, C1 had an expected residual; C1 was flagged: 1/3.
     assert value("discrepancy_share") == Decimal("33.3")
-    assert value("review_conclusions") is None  # no ReviewConclusion model on main yet
     # Refill appointments scheduled in the period: kept 1 (A 10-23), missed 1 (B 10-20),
     # cancelled 1 (B 10-22); B's device check and A's 11-25 refill are not counted.
     assert (value("appointments_kept"), value("appointments_missed"), value("appointments_cancelled")) == (1, 1, 1)
@@ -383,3 +383,41 @@ def test_benchmark_reports_prints_time_and_queries_and_keeps_nothing():
     text = out.getvalue()
     assert "report (first)" in text and "12-month trend" in text and "queries" in text
     assert Clinic.objects.count() == clinics
+
+
+def test_physician_review_conclusions_are_counted_by_outcome_in_the_period_they_were_concluded(fixture_clinic):
+    clinic, pumps, refills, _nurse = fixture_clinic
+    physician = Membership.objects.get(clinic=clinic, role=Role.PHYSICIAN).user
+
+    def review(pump, refill, raised_at):
+        return Alert.objects.create(
+            clinic=clinic,
+            pump=pump,
+            refill=refill,
+            kind=AlertKind.RESIDUAL_DISCREPANCY,
+            severity=Severity.URGENT,
+            dedupe_key=f"residual_discrepancy:refill:{refill.pk}",
+            status=Alert.Status.TRIGGERED,
+            raised_at=raised_at,
+        )
+
+    # C1's review concluded in the period (catheter), A1's too (entry error), B1's after it.
+    for pump, refill, outcome, concluded in (
+        ("C", "C1", ReviewConclusion.Outcome.CATHETER, at(10, 30, 15)),
+        ("A", "A1", ReviewConclusion.Outcome.ENTRY_ERROR, at(11, 2, 15)),
+        ("B", "B1", ReviewConclusion.Outcome.CATHETER, at(11, 25, 15)),
+    ):
+        alert = review(pumps[pump], refills[refill], concluded - timedelta(days=2))
+        conclude_review(alert=alert, actor=physician, outcome=outcome, action="none", now=concluded)
+
+    figure = clinic_report(clinic, PERIOD, now=NOW).figure("review_conclusions")
+    assert figure.value == 2
+    breakdown = dict(figure.breakdown)
+    assert breakdown["Catheter problem suspected"] == 1
+    assert breakdown["Measurement or entry error"] == 1
+    assert breakdown["Pocket fill suspected"] == 0
+    assert len(breakdown) == len(ReviewConclusion.Outcome.choices)
+    # November holds the one concluded on 11-25 (and the one on 11-02): the trend counts both.
+    trend = dict(monthly_trend(clinic, Period.month(2026, 11), months=2, now=NOW)["review_conclusions"])
+    assert trend[date(2026, 10, 1)] == 1
+    assert trend[date(2026, 11, 1)] == 2
