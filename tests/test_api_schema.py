@@ -149,6 +149,7 @@ def world(db, clinic):
             "/api/v1/refills/": refill.pk,
             "/api/v1/appointments/": appointment.pk,
             "/api/v1/alerts/": alert.pk,
+            "/api/v1/programs/": refill.program_id,
         },
     }
     request_started.connect(close_old_connections)
