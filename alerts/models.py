@@ -2,7 +2,7 @@
 
 Deadlines live here as columns (``Alert.next_step_at``, ``Notification.lease_until``), never in
 broker ETAs: a Redis broker redelivers a long-delayed task, and a killed worker loses a
-filesystem-broker task. The scan (alerts/engine.py) reads these columns through indexes.
+filesystem-broker task. The scan (alerts/engine/) reads these columns through indexes.
 """
 
 from django.conf import settings
