@@ -99,7 +99,15 @@ def deliver(notification_id: int, now: datetime | None = None) -> str:
     except Transient as exc:
         if method and contacts.record_delivery_failure(method.pk, str(exc), permanent=False, now=now):
             return _fail(notification, f"{exc}; the method is suspended until its owner verifies it again", now)
-        return _retry_or_fail(notification, str(exc), now)
+        return retry_or_fail(
+            Notification.objects.all(),
+            notification,
+            str(exc),
+            now,
+            send=enqueue.delivery,
+            fail=lambda error: _fail(notification, error, now),
+            what="notification",
+        )
     except Permanent as exc:
         if method:
             contacts.record_delivery_failure(method.pk, str(exc), permanent=True, now=now)
@@ -148,22 +156,27 @@ def _who(notification) -> str:
     return "the clinic's webhook"
 
 
-def _retry_or_fail(notification, error: str, now: datetime) -> str:
-    if notification.attempts >= settings.NOTIFICATION_MAX_ATTEMPTS:
-        return _fail(notification, f"gave up after {notification.attempts} attempts: {error}", now)
-    delay = backoff_seconds(notification.attempts)
-    Notification.objects.filter(pk=notification.pk, status=Notification.Status.SENDING).update(
+def retry_or_fail(outbox, row, error: str, now: datetime, *, send, fail, what: str) -> str:
+    """After a transient failure of an outbox row being sent (``claim_row``'s fields): give up with
+    ``fail(error)`` once it has had ``NOTIFICATION_MAX_ATTEMPTS`` attempts, else make it pending
+    again after the back-off and publish ``send(pk, countdown=…)``; a broker outage leaves it to the
+    next run's enqueue step at ``next_attempt_at``. Returns "retry" or what ``fail`` returns.
+    Used by notifications and the monthly report digest."""
+    if row.attempts >= settings.NOTIFICATION_MAX_ATTEMPTS:
+        return fail(f"gave up after {row.attempts} attempts: {error}")
+    delay = backoff_seconds(row.attempts)
+    outbox.filter(pk=row.pk, status=Notification.Status.SENDING).update(
         status=Notification.Status.PENDING,
         next_attempt_at=now + timedelta(seconds=delay),
         enqueued_at=now,
         lease_until=None,
         last_error=error[:500],
     )
-    log.info("notification %s: attempt %s failed, retry in %ss", notification.pk, notification.attempts, delay)
+    log.info("%s %s: attempt %s failed, retry in %ss", what, row.pk, row.attempts, delay)
     try:
-        enqueue.delivery(notification.pk, countdown=delay)
-    except Exception:  # broker down: the scan's enqueue step takes it up at next_attempt_at
-        Notification.objects.filter(pk=notification.pk, status=Notification.Status.PENDING).update(enqueued_at=None)
+        send(row.pk, countdown=delay)
+    except Exception:  # broker down: the next run's enqueue step takes it up at next_attempt_at
+        outbox.filter(pk=row.pk, status=Notification.Status.PENDING).update(enqueued_at=None)
     return "retry"
 
 

@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from alerts.channels import Permanent, Transient
 from alerts.channels import email as email_channel
-from alerts.delivery import backoff_seconds, claim_row, publish_rows, take_for_broker
+from alerts.delivery import claim_row, publish_rows, retry_or_fail, take_for_broker
 from clinics.calendar import ClinicCalendar, calendars_of
 from clinics.models import Clinic, Membership, Role
 from itb_tracker.celery import app
@@ -235,31 +235,21 @@ def deliver(digest_id: int, now: datetime | None = None) -> str:
     try:
         email_channel.send_text(digest.subject, digest.body, digest.address)
     except Transient as exc:
-        return _retry_or_fail(digest, str(exc), now)
+        return retry_or_fail(
+            DigestDelivery.objects.all(),
+            digest,
+            str(exc),
+            now,
+            send=enqueue_delivery,  # looked up here, at call time (tests replace it)
+            fail=lambda error: _fail(digest, error),
+            what="report digest",
+        )
     except Permanent as exc:
         return _fail(digest, str(exc))
     DigestDelivery.objects.filter(pk=digest_id, status=DigestDelivery.Status.SENDING).update(
         status=DigestDelivery.Status.SENT, sent_at=now, lease_until=None, last_error=""
     )
     return "sent"
-
-
-def _retry_or_fail(digest: DigestDelivery, error: str, now: datetime) -> str:
-    if digest.attempts >= settings.NOTIFICATION_MAX_ATTEMPTS:
-        return _fail(digest, f"gave up after {digest.attempts} attempts: {error}")
-    delay = backoff_seconds(digest.attempts)
-    DigestDelivery.objects.filter(pk=digest.pk, status=DigestDelivery.Status.SENDING).update(
-        status=DigestDelivery.Status.PENDING,
-        next_attempt_at=now + timedelta(seconds=delay),
-        enqueued_at=now,
-        lease_until=None,
-        last_error=error[:500],
-    )
-    try:
-        enqueue_delivery(digest.pk, countdown=delay)
-    except Exception:  # broker down: the next run enqueues it at next_attempt_at
-        DigestDelivery.objects.filter(pk=digest.pk, status=DigestDelivery.Status.PENDING).update(enqueued_at=None)
-    return "retry"
 
 
 def _fail(digest: DigestDelivery, error: str) -> str:
