@@ -28,8 +28,8 @@ from .events import (
     is_emergency,
     record_pump_event,
 )
+from .intake import FILL_FIELDS
 from .lifecycle import (
-    FILL_FIELDS,
     PENDING_STATUS_PREFETCH,
     apply_due_status_changes,
     change_patient_status,

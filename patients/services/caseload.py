@@ -22,7 +22,7 @@ from clinics.models import Clinic, Membership, Role
 from ..imports import CellError, Row, RowOutcome, RowReader
 from ..models import CaseloadImport, DrugProduct, Patient, Pump, PumpModel
 from .common import ZERO, _now, _save
-from .lifecycle import FILL_FIELDS, PlannedImplant, plan_implant, store_implants
+from .intake import FILL_FIELDS, PlannedImplant, plan_implant, store_implants
 from .projections import batched_projection_signals
 from .records import plan_patient, store_patients
 

@@ -57,6 +57,11 @@ def _now(now: datetime | None) -> datetime:
     return now if now is not None else timezone.now()
 
 
+def _today(clinic, now: datetime) -> date:
+    """``now``'s date in the clinic's zone."""
+    return now.astimezone(clinic.zone).date()
+
+
 def _require_aware(field: str, value: datetime | None, errors: dict):
     if value is not None and timezone.is_naive(value):
         errors[field] = "Give the time with its UTC offset: a clinical time is never guessed."
