@@ -6,10 +6,12 @@ answers 400 with it, forms show it beside the field) and, being inside the trans
 nothing. Every save goes through the ORM with the acting user attached, so the history records
 who did it (the system user for tasks and commands).
 
-The package is split by task (projections, programs, refills, records, scheduling, events);
-every public name is importable from ``patients.services`` itself.
+The package is split by task (projections, programs, refills, recording, amendments, records,
+lifecycle, intake, caseload, scheduling, events); every public name is importable from
+``patients.services`` itself.
 """
 
+from .amendments import AMENDABLE_REFILL_FIELDS, amend_refill
 from .closures import remove_closure, save_closure
 from .common import (
     CENT,
@@ -63,6 +65,7 @@ from .projections import (
     recompute_projections,
     redate_projections,
 )
+from .recording import record_refill
 from .records import (
     CLINIC_SETTINGS,
     PATIENT_FIELDS,
@@ -76,11 +79,8 @@ from .records import (
     update_pump,
 )
 from .refills import (
-    AMENDABLE_REFILL_FIELDS,
     EmptyReservoir,
-    amend_refill,
     expected_residual_ml,
-    record_refill,
     refill_after_empty,
     residual_check,
     residual_tolerance_ml,

@@ -34,8 +34,9 @@ from .projections import (
     projection_row,
     store_projections,
 )
+from .recording import plan_refill
 from .records import _pump_field_errors
-from .refills import _refill_errors, plan_refill
+from .refills import _refill_errors
 
 # record_refill's arguments other than the pump, the actor and now.
 FILL_FIELDS = {
