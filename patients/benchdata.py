@@ -187,6 +187,35 @@ def build_pumps(
 # --- refill histories (the projection benchmark) -------------------------------------------------
 
 
+def project_fill(
+    bench: BenchClinic,
+    filled_at: datetime,
+    rate: Decimal,
+    now: datetime,
+    *,
+    high_risk: bool,
+    calendar: ClinicCalendar | None = None,
+) -> depletion.Projection:
+    """A fill of ``VOLUME_ML`` at ``filled_at`` delivering ``rate`` mL/day, projected at ``now``
+    with ``depletion.project`` under the bench clinic's settings, model and drug (no vial expiry;
+    ``calendar``: its closed days, none when not given)."""
+    clinic = bench.clinic
+    fill = depletion.Fill(filled_at, VOLUME_ML, (depletion.Segment(filled_at, rate),))
+    return depletion.project(
+        fill,
+        lra_ml=bench.pump_model.default_lra_ml,
+        max_days_in_pump=bench.drug_product.max_days_in_pump,
+        vial_expires_on=None,
+        zone=clinic.zone,
+        overinfusion_allowance_pct=clinic.overinfusion_allowance_pct,
+        margin=depletion.margin_days(clinic.refill_margin_days, 0, clinic.high_risk_extra_days, high_risk),
+        reminder_days=clinic.reminder_days,
+        critical_hours=clinic.critical_hours,
+        now=now,
+        is_closed=calendar,
+    )
+
+
 def refill_history_adder(bench: BenchClinic, now: datetime, refills: int, *, seed: int = 1, snapshot: bool = False):
     """An ``add`` for ``build_pumps``: ``refills`` refills per pump, about every 90 days, the last
     one 1–110 days ago; each starts its program; residuals close to the expected one; one pump in
@@ -195,24 +224,10 @@ def refill_history_adder(bench: BenchClinic, now: datetime, refills: int, *, see
     ``record_refill`` does), computed with ``depletion.project``."""
     rng = random.Random(seed)
     nurse_count = len(bench.nurses)
-    clinic = bench.clinic
-    calendar = calendar_of(clinic) if snapshot else None
+    calendar = calendar_of(bench.clinic) if snapshot else None
 
     def prior(previous_at: datetime, at: datetime, rate: Decimal, high_risk: bool) -> dict:
-        fill = depletion.Fill(previous_at, VOLUME_ML, (depletion.Segment(previous_at, rate),))
-        projection = depletion.project(
-            fill,
-            lra_ml=bench.pump_model.default_lra_ml,
-            max_days_in_pump=bench.drug_product.max_days_in_pump,
-            vial_expires_on=None,
-            zone=clinic.zone,
-            overinfusion_allowance_pct=clinic.overinfusion_allowance_pct,
-            margin=depletion.margin_days(clinic.refill_margin_days, 0, clinic.high_risk_extra_days, high_risk),
-            reminder_days=clinic.reminder_days,
-            critical_hours=clinic.critical_hours,
-            now=at,
-            is_closed=calendar,
-        )
+        projection = project_fill(bench, previous_at, rate, at, high_risk=high_risk, calendar=calendar)
         return {
             "prior_due_on": projection.refill_due_on,
             "prior_unmoved_due_on": projection.unmoved_refill_due_on,
@@ -312,19 +327,7 @@ class Template:
 def projection_template(bench: BenchClinic, now: datetime, *, high_risk: bool) -> Template:
     clinic = bench.clinic
     rate = depletion.rate_ml_per_day(TEMPLATE_DOSE_MCG, Decimal(0), DRUG[1])
-    fill = depletion.Fill(filled_at=now, volume_ml=VOLUME_ML, segments=(depletion.Segment(now, rate),))
-    projection = depletion.project(
-        fill,
-        lra_ml=bench.pump_model.default_lra_ml,
-        max_days_in_pump=bench.drug_product.max_days_in_pump,
-        vial_expires_on=None,
-        zone=clinic.zone,
-        overinfusion_allowance_pct=clinic.overinfusion_allowance_pct,
-        margin=depletion.margin_days(clinic.refill_margin_days, 0, clinic.high_risk_extra_days, high_risk),
-        reminder_days=clinic.reminder_days,
-        critical_hours=clinic.critical_hours,
-        now=now,
-    )
+    projection = project_fill(bench, now, rate, now, high_risk=high_risk)
     template = Template(projection, {}, calendar_of(clinic), clinic.reminder_days)
     # The fill ``days`` days ago, judged at ``now``.
     for days in range(0, 400):
