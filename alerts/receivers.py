@@ -46,6 +46,7 @@ def on_refill(
     amended=False,
     was_discrepant=False,
     cleared_reason="",
+    discrepancy_changed=True,
     after_empty=False,
     evaluate=True,
     first_fill=False,
@@ -70,7 +71,9 @@ def on_refill(
             cleared_reason or "Residual within tolerance after an amendment",
             actor,
         )
-    if refill.discrepancy:
+    if refill.discrepancy and discrepancy_changed:
+        # An amendment that leaves the residual as it was (a lot, a note) leaves its review alone:
+        # open, it stays open; concluded, it is not raised again.
         engine.raise_alert(
             pump_id=pump.pk,
             clinic_id=pump.patient.clinic_id,

@@ -7,9 +7,10 @@ back with the clinical record.
 from django.dispatch import Signal
 
 # refill, pump, actor, now, [amended, was_discrepant, cleared_reason (an amendment left the refill
-# within tolerance: its review resolves with this), after_empty, evaluate (False: a batch evaluates
-# the pump's conditions later, with projections_changed)]. An amendment sends it for the amended
-# refill and for each later refill it recomputed.
+# within tolerance: its review resolves with this), discrepancy_changed (False: an amendment left the
+# discrepancy as it was, flag and residuals, so no review is raised again), after_empty, evaluate
+# (False: a batch evaluates the pump's conditions later, with projections_changed)]. An amendment
+# sends it for the amended refill and for each later refill it recomputed.
 refill_recorded = Signal()
 # pump_ids, now: stored projections changed outside a refill (program, pump, patient or clinic settings)
 projections_changed = Signal()

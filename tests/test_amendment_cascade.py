@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from alerts.models import Alert, AlertKind
+from alerts.services import conclude_review
 from patients import services
 from patients.models import PumpProjection
 
@@ -20,6 +21,7 @@ from .factories import filled_pump
 PHX = ZoneInfo("America/Phoenix")
 APRIL = datetime(2026, 4, 20, 9, tzinfo=PHX)
 JUNE = datetime(2026, 6, 20, 9, tzinfo=PHX)
+CONCLUDED = datetime(2026, 4, 21, 14, tzinfo=PHX)
 AMENDED = datetime(2026, 6, 22, 10, tzinfo=PHX)
 
 
@@ -39,6 +41,23 @@ def refill(pump, actor, at, aspirated_ml, volume_added_ml="40", discrepancy_reas
 
 def review_of(visit):
     return Alert.objects.filter(kind=AlertKind.RESIDUAL_DISCREPANCY, refill=visit).first()
+
+
+def reviews_of(visit):
+    return list(
+        Alert.objects.filter(kind=AlertKind.RESIDUAL_DISCREPANCY, refill=visit)
+        .order_by("pk")
+        .values_list("status", flat=True)
+    )
+
+
+def concluded_short_residual(pump, nurse, physician):
+    """The April refill aspirated 3 mL where 8.5 were expected; the physician concluded its review."""
+    april = refill(pump, nurse, APRIL, "3", discrepancy_reason="Short by 5.5 mL")
+    conclude_review(
+        alert=review_of(april), actor=physician, outcome="pocket_fill", action="dye_or_rotor_study", now=CONCLUDED
+    )
+    return april
 
 
 @pytest.mark.django_db
@@ -120,3 +139,32 @@ def test_amendment_leaves_later_refills_it_does_not_change_alone(clinic, nurse):
 
     assert june.history.count() == rows
     assert not Alert.objects.filter(kind=AlertKind.RESIDUAL_DISCREPANCY).exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("clerical", [{"drug_lot": "L-42"}, {"notes": "Patient tolerated the refill well."}])
+def test_correcting_the_lot_or_a_note_of_a_concluded_short_residual_raises_no_new_review(
+    clinic, nurse, physician, clerical
+):
+    pump = filled_pump(clinic, nurse)
+    april = concluded_short_residual(pump, nurse, physician)
+
+    services.amend_refill(refill=april, actor=nurse, amend_reason="Clerical correction", now=AMENDED, **clerical)
+
+    april.refresh_from_db()
+    assert (april.discrepancy, april.aspirated_ml, april.expected_residual_ml) == (True, D("3.00"), D("8.50"))
+    assert reviews_of(april) == [Alert.Status.RESOLVED]
+
+
+@pytest.mark.django_db
+def test_correcting_the_aspirated_volume_of_a_concluded_short_residual_raises_a_new_review(clinic, nurse, physician):
+    pump = filled_pump(clinic, nurse)
+    april = concluded_short_residual(pump, nurse, physician)
+
+    services.amend_refill(
+        refill=april, actor=nurse, amend_reason="Syringe misread: 2 mL aspirated", aspirated_ml=D(2), now=AMENDED
+    )
+
+    april.refresh_from_db()
+    assert april.discrepancy
+    assert reviews_of(april) == [Alert.Status.RESOLVED, Alert.Status.TRIGGERED]

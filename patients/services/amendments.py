@@ -151,6 +151,12 @@ def amend_refill(*, refill: RefillVisit, actor, amend_reason: str, now: datetime
         _refuse(errors)
 
     was_discrepant = refill.discrepancy
+    # What a physician reviews: a clerical correction (a lot, a note) leaves it, and its review, alone.
+    discrepancy_changed = (discrepancy, expected, values["aspirated_ml"]) != (
+        was_discrepant,
+        refill.expected_residual_ml,
+        refill.aspirated_ml,
+    )
     program.effective_at = values["performed_at"]
     program.concentration_mcg_per_ml = values["concentration_mcg_per_ml"]
     program.daily_dose_mcg = values["daily_dose_mcg"]
@@ -193,9 +199,9 @@ def amend_refill(*, refill: RefillVisit, actor, amend_reason: str, now: datetime
     recompute_projection(pump, now)
     # The later refills first; the amended refill's own signal evaluates the pump's conditions once.
     cleared_reason = _after_amendment("Residual within tolerance", refill)
-    for visit, visit_was_discrepant, evaluate in [
-        *((r, w, False) for r, w in recomputed),
-        (refill, was_discrepant, True),
+    for visit, visit_was_discrepant, changed, evaluate in [
+        *((r, w, True, False) for r, w in recomputed),  # recomputed: their expected residual moved
+        (refill, was_discrepant, discrepancy_changed, True),
     ]:
         signals.refill_recorded.send(
             sender=RefillVisit,
@@ -205,6 +211,7 @@ def amend_refill(*, refill: RefillVisit, actor, amend_reason: str, now: datetime
             now=now,
             amended=True,
             was_discrepant=visit_was_discrepant,
+            discrepancy_changed=changed,
             cleared_reason=cleared_reason,
             evaluate=evaluate,
         )
