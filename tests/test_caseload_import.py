@@ -19,9 +19,10 @@ from clinics.models import Role
 from patients.benchdata import QueryCounter
 from patients.imports import read_table
 from patients.models import CaseloadImport, CaseloadUpload, Patient, Program, Pump, PumpProjection, RefillVisit
+from patients.services import caseload
 from patients.services.caseload import COLUMN_NAMES, import_caseload
 
-from .factories import member
+from .factories import PatientFactory, PumpFactory, member
 
 PHX = ZoneInfo("America/Phoenix")
 NOW = datetime(2026, 3, 2, 10, tzinfo=PHX)
@@ -288,3 +289,63 @@ def test_the_audit_report_lists_each_import_with_its_row_count(client, clinic, c
     page = client.get(reverse("clinic-audit", args=[clinic.pk])).content.decode()
     assert "Caseload imports" in page and "caseload.csv" in page
     assert '<td class="text-end">2</td>' in page
+
+
+@pytest.mark.django_db
+def test_an_mrn_registered_by_another_import_while_this_one_runs_is_named_on_the_page_and_nothing_is_stored(
+    client, clinic, clinic_admin, physician, monkeypatch
+):
+    """Two admins import overlapping files at once: both dry runs pass, the other import commits
+    first. The database's unique key refuses this one (on PostgreSQL its INSERT waits for the other
+    transaction, then fails: test_concurrent_writes.py); the page says so in the clinic's words —
+    not a server error — and nothing of this file is stored. Simulated here: the other import's
+    patient appears after this file's rows were checked, before they are stored."""
+    client.force_login(clinic_admin)
+    upload = io.BytesIO(csv_bytes([caseload_row(1, physician), caseload_row(2, physician)]))
+    upload.name = "caseload.csv"
+    checked = caseload._check_row
+
+    def check_then_the_other_import_commits(clinic_, actor, row, *args):
+        outcome = checked(clinic_, actor, row, *args)
+        if row.raw("mrn") == "CL-00002" and not Patient.objects.exists():
+            PatientFactory(clinic=clinic, mrn="CL-00002")
+        return outcome
+
+    with time_machine.travel(NOW, tick=False):
+        client.post(reverse("clinic-import", args=[clinic.pk]), {"file": upload})
+        pending = CaseloadUpload.objects.get()
+        monkeypatch.setattr(caseload, "_check_row", check_then_the_other_import_commits)
+        page = client.post(reverse("clinic-import-commit", args=[clinic.pk, pending.pk]))
+
+    assert page.status_code == 200
+    assert (
+        "Another import or a colleague added MRN CL-00002 while this one ran; nothing from this file was stored. "
+        "Run the dry run again."
+    ) in page.content.decode()
+    assert "Dry run of" not in page.content.decode()  # the stale outcomes are not shown
+    # One transaction: neither row's patient, pump, refill or program, nor the import's record.
+    assert not Patient.objects.filter(mrn="CL-00001").exists()
+    for model in (Pump, RefillVisit, Program, CaseloadImport):
+        assert not model.objects.exists(), model
+    assert not CaseloadUpload.objects.exists()  # checked against a caseload that has changed
+
+
+@pytest.mark.django_db
+def test_a_pump_a_colleague_registers_while_the_import_runs_is_named_and_nothing_is_stored(
+    clinic, clinic_admin, physician
+):
+    checked = caseload._check_row
+    rows = read_table(csv_bytes([caseload_row(1, physician)]), "caseload.csv")
+
+    def check_then_a_colleague_implants_the_serial(*args):
+        outcome = checked(*args)
+        PumpFactory(patient__clinic=clinic, pump_model=outcome[1].pump.pump_model, serial_number="CLSN00001")
+        return outcome
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(caseload, "_check_row", check_then_a_colleague_implants_the_serial)
+        result = import_caseload(clinic=clinic, actor=clinic_admin, rows=rows, commit=True, now=NOW)
+
+    assert not result.committed
+    assert result.collision.startswith("Another import or a colleague added pump serial CLSN00001 while this one ran")
+    assert not Patient.objects.filter(mrn="CL-00001").exists() and not RefillVisit.objects.exists()

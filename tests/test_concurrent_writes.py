@@ -10,11 +10,15 @@ from decimal import Decimal
 import pytest
 from django.db import connection, connections, transaction
 
+from clinics.models import Role
 from patients import services
-from patients.models import RefillVisit
+from patients.imports import read_table
+from patients.models import CaseloadImport, Patient, Pump, RefillVisit
+from patients.services import caseload
 from patients.services import refills as refill_service
 
-from .factories import WORKED_EXAMPLE_FILL, filled_pump
+from .factories import WORKED_EXAMPLE_FILL, filled_pump, member
+from .test_caseload_import import NOW, caseload_row, csv_bytes
 
 WAIT = 20  # seconds: a hung test fails instead of stalling the run
 
@@ -130,3 +134,41 @@ def test_writes_to_two_pumps_of_the_same_model_do_not_wait_for_each_other(clinic
     assert not isinstance(b, BaseException), f"B waited for A's locks: {b!r}"
     assert not isinstance(a, BaseException), a
     assert first.refills.count() == second.refills.count() == 2
+
+
+def test_two_admins_importing_the_same_mrn_at_once_one_file_is_stored_and_the_other_is_told_why(
+    clinic, clinic_admin, physician, monkeypatch
+):
+    """Two admins import overlapping files (both name CL-00001) at the same moment: both dry-run
+    checks pass (neither sees the other's rows), then both store. The unique key makes one INSERT
+    wait for the other transaction and fail once it commits: that import answers with the clinic's
+    words, not a 500, and stores nothing of its file (not even its other row)."""
+    colleague = member(clinic, Role.CLINIC_ADMIN, username="clinicadmin2")
+    both_checked = threading.Barrier(2, timeout=WAIT)
+    store = caseload.store_patients
+
+    def store_once_both_are_checked(*args, **kwargs):
+        both_checked.wait()  # both threads planned against a caseload without the other's rows
+        return store(*args, **kwargs)
+
+    monkeypatch.setattr(caseload, "store_patients", store_once_both_are_checked)
+
+    def import_file(admin, numbers):
+        rows = read_table(csv_bytes([caseload_row(i, physician) for i in numbers]), "caseload.csv")
+        return caseload.import_caseload(clinic=clinic, actor=admin, rows=rows, commit=True, now=NOW)
+
+    a, b = run_both(lambda: import_file(clinic_admin, (1, 2)), lambda: import_file(colleague, (1, 3)))
+
+    assert not isinstance(a, BaseException), a
+    assert not isinstance(b, BaseException), b
+    assert sorted([a.committed, b.committed]) == [False, True]
+    stored, told = (a, b) if a.committed else (b, a)
+    assert told.collision == (
+        "Another import or a colleague added MRN CL-00001 while this one ran; nothing from this file was stored. "
+        "Run the dry run again."
+    )
+    assert not stored.collision
+    stored_mrns = {"CL-00001", "CL-00002"} if a.committed else {"CL-00001", "CL-00003"}
+    assert set(Patient.objects.values_list("mrn", flat=True)) == stored_mrns
+    assert Pump.objects.count() == RefillVisit.objects.count() == 2
+    assert CaseloadImport.objects.get().imported_by == (clinic_admin if a.committed else colleague)

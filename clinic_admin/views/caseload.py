@@ -56,9 +56,15 @@ def caseload_commit(request, clinic_id, upload_id):
     rows = read_table(bytes(pending.content), pending.filename)
     result = import_caseload(clinic=clinic, actor=request.user, rows=rows, commit=True, filename=pending.filename)
     if not result.committed:
+        context = {"clinic": clinic, "section": "import", "form": CaseloadUploadForm(), "columns": COLUMNS}
+        if result.collision:
+            # Another import took one of its MRNs or serials while it ran: its rows passed when
+            # checked, so their outcomes would mislead; the message alone, and a new dry run.
+            pending.delete()
+            messages.error(request, result.collision)
+            return render(request, "clinics/caseload_import.html", context)
         # Something changed since the dry run (a colleague registered one of these pumps): show why.
         messages.error(request, "Nothing was imported: the file no longer passes every check. See the rows below.")
-        context = {"clinic": clinic, "section": "import", "form": CaseloadUploadForm(), "columns": COLUMNS}
         return render(
             request, "clinics/caseload_import.html", {**context, "result": result, "filename": pending.filename}
         )

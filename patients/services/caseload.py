@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from clinics.calendar import calendar_of
 from clinics.models import Clinic, Membership, Role
@@ -111,6 +111,9 @@ FIELD_COLUMNS = {
 class ImportResult:
     outcomes: list[RowOutcome]
     committed: bool
+    # Why a commit whose rows all passed stored nothing after all: another import (or a colleague
+    # on the forms) registered one of its MRNs or serials while it ran. The outcomes are stale then.
+    collision: str = ""
 
     @property
     def refused(self) -> list[RowOutcome]:
@@ -332,21 +335,61 @@ def import_caseload(
                     new_patients.append(patient)
         committed = commit and not any(o.action == "refuse" for o in outcomes)
         if committed:
-            with batched_projection_signals():
-                store_patients(new_patients, actor)
-                store_implants(implants, actor, now)
-            _save(
-                CaseloadImport(
-                    clinic=clinic,
-                    imported_by=actor,
-                    imported_at=now,
-                    filename=filename[:200],
-                    created_count=sum(1 for o in outcomes if o.action == "create"),
-                    skipped_count=sum(1 for o in outcomes if o.action == "skip"),
-                ),
-                actor,
-            )
+            try:
+                # A savepoint: after a collision the transaction is still usable to name it.
+                with transaction.atomic():
+                    with batched_projection_signals():
+                        store_patients(new_patients, actor)
+                        store_implants(implants, actor, now)
+                    _save(
+                        CaseloadImport(
+                            clinic=clinic,
+                            imported_by=actor,
+                            imported_at=now,
+                            filename=filename[:200],
+                            created_count=sum(1 for o in outcomes if o.action == "create"),
+                            skipped_count=sum(1 for o in outcomes if o.action == "skip"),
+                        ),
+                        actor,
+                    )
+            except IntegrityError:
+                # Checked against the keys read at the start, the rows were new then; a unique key
+                # taken since (a concurrent import of the same MRN, a patient registered on the
+                # form) refuses the whole file, as any refused row does.
+                collision = _collision(clinic, new_patients, implants)
+                transaction.set_rollback(True)
+                return ImportResult(outcomes, committed=False, collision=collision)
     return ImportResult(outcomes, committed)
+
+
+def _collision(clinic: Clinic, new_patients: list[Patient], implants: list[PlannedImplant]) -> str:
+    """The clinic's words for a commit that met a unique key taken while it ran: which MRNs or
+    serials someone else registered meanwhile (read now: they are committed, or ours)."""
+    mrns = sorted(
+        Patient.objects.filter(clinic=clinic, mrn__in=[p.mrn for p in new_patients]).values_list("mrn", flat=True)
+    )
+    keys = {(planned.pump.pump_model_id, planned.pump.serial_number) for planned in implants}
+    serials = sorted(
+        serial
+        for model_id, serial in Pump.objects.filter(serial_number__in={s for _m, s in keys}).values_list(
+            "pump_model_id", "serial_number"
+        )
+        if (model_id, serial) in keys
+    )
+
+    def some(values: list[str]) -> str:
+        return ", ".join(values[:5]) + (f" and {len(values) - 5} more" if len(values) > 5 else "")
+
+    if mrns:
+        what = f"MRN{'s' if len(mrns) > 1 else ''} {some(mrns)}"
+    elif serials:
+        what = f"pump serial{'s' if len(serials) > 1 else ''} {some(serials)}"
+    else:
+        what = "a record this file also adds"
+    return (
+        f"Another import or a colleague added {what} while this one ran; nothing from this file was "
+        "stored. Run the dry run again."
+    )
 
 
 def _check_row(
