@@ -1,6 +1,8 @@
 from django.contrib import admin
 from simple_history.admin import SimpleHistoryAdmin
 
+from clinics.admin import AccessLoggedAdmin
+
 from .models import (
     Alert,
     AlertEvent,
@@ -47,7 +49,9 @@ class TimelineInline(admin.TabularInline):
 
 
 @admin.register(Alert)
-class AlertAdmin(ReadOnly):
+class AlertAdmin(AccessLoggedAdmin, ReadOnly):
+    # Its pump's serial and its timeline are the patient's; a clinic-level alert names no patient.
+    patient_path = "pump__patient"
     list_display = ["reference", "clinic", "kind", "severity", "status", "raised_at", "next_step_at"]
     list_filter = ["status", "kind", "severity", "clinic"]
     inlines = [TimelineInline]

@@ -4,6 +4,8 @@ through patients/services.py so projections, alerts and history stay right)."""
 from django.contrib import admin
 from simple_history.admin import SimpleHistoryAdmin
 
+from clinics.admin import AccessLoggedAdmin
+
 from .models import Appointment, DrugProduct, Patient, Program, Pump, PumpEvent, PumpModel, PumpProjection, RefillVisit
 
 
@@ -12,7 +14,12 @@ class NoDeleteHistoryAdmin(SimpleHistoryAdmin):
         return False
 
 
-class ReadOnlyClinicalAdmin(NoDeleteHistoryAdmin):
+class ReadOnlyClinicalAdmin(AccessLoggedAdmin, NoDeleteHistoryAdmin):
+    """A clinical record: read-only here, and every read of it is access-logged. Most hang off a pump."""
+
+    patient_path = "pump__patient"
+    clinic_path = "pump__patient__clinic"
+
     def has_add_permission(self, request):
         return False
 
@@ -33,6 +40,8 @@ class DrugProductAdmin(NoDeleteHistoryAdmin):
 
 @admin.register(Patient)
 class PatientAdmin(ReadOnlyClinicalAdmin):
+    patient_path = ""
+    clinic_path = "clinic"
     list_display = ["mrn", "family_name", "given_name", "clinic", "status"]
     list_filter = ["clinic", "status"]
     search_fields = ["mrn", "family_name"]
@@ -40,6 +49,8 @@ class PatientAdmin(ReadOnlyClinicalAdmin):
 
 @admin.register(Pump)
 class PumpAdmin(ReadOnlyClinicalAdmin):
+    patient_path = "patient"
+    clinic_path = "patient__clinic"
     list_display = ["serial_number", "pump_model", "patient", "status", "implanted_on"]
     list_filter = ["status", "pump_model"]
 
@@ -66,7 +77,9 @@ class PumpEventAdmin(ReadOnlyClinicalAdmin):
 
 
 @admin.register(PumpProjection)
-class PumpProjectionAdmin(admin.ModelAdmin):
+class PumpProjectionAdmin(AccessLoggedAdmin, admin.ModelAdmin):
+    patient_path = "pump__patient"
+    clinic_path = "pump__patient__clinic"
     list_display = ["pump", "refill_due_on", "conservative_lra_at", "drug_expires_at", "computed_at"]
 
     def has_add_permission(self, request):

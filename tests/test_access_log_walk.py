@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
+from django.contrib import admin
 from django.contrib.auth.tokens import default_token_generator
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils.encoding import force_bytes
@@ -28,7 +29,7 @@ from clinics.models import AccessLog, ClinicClosure, Membership, RotaOverride, R
 from patients import services
 from patients.models import CaseloadUpload
 
-from .factories import PatientFactory, clinic_physician, filled_pump
+from .factories import PatientFactory, UserFactory, clinic_physician, filled_pump
 
 PHX = ZoneInfo("America/Phoenix")
 # The worked example's pump is overdue from 2026-04-30: its alert is open, its appointment ahead.
@@ -42,7 +43,8 @@ AWAITING_GIVEN, AWAITING_FAMILY, AWAITING_MRN = "Theodora", "Vantongeren", "MRN-
 # given kwargs below or a reason here.
 NOT_WALKED = {
     "admin:": "the Django admin is for superusers only (catalogues, configuration); care staff and "
-    "clinic admins are redirected away from every admin page",
+    "clinic admins are redirected away from every admin page. A superuser's reads there are walked by "
+    "test_a_superuser_reading_patients_in_the_django_admin_is_access_logged",
     "calendar-issue": "POST only: creates a new calendar link (its page shows the link, no patient)",
     "calendar-revoke": "POST only: revokes the calendar links",
     "logout": "signs the walking user out",
@@ -278,6 +280,54 @@ def test_every_page_and_api_answer_showing_a_patient_writes_the_access_log(world
     assert not walk.clinicless, "access-log rows no clinic admin can see:\n" + "\n".join(walk.clinicless)
     assert len(walk.answered) >= MIN_PAGES_ANSWERED, walk.answered
     assert len(walk.showing) >= MIN_PAGES_SHOWING_THE_PATIENT, walk.showing
+
+
+# --- the Django admin ------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_superuser_reading_patients_in_the_django_admin_is_access_logged(world):
+    """A superuser reads every clinic's records in the Django admin: each changelist, change form,
+    change history and historical version of every registered model (a few rows of each, the
+    fixture's among them) that shows a fixture patient writes a row, by the superuser, in the
+    patient's clinic — so a model registered later cannot forget either."""
+    from .conftest import SignedInClient
+
+    superuser = UserFactory(username="walk-root", is_superuser=True, is_staff=True)
+    walk = Walk(world)
+    walk.clients[superuser.pk] = SignedInClient()
+    walk.clients[superuser.pk].force_login(superuser)
+    with time_machine.travel(NOW, tick=False):
+        for model, model_admin in admin.site._registry.items():
+            info = f"admin:{model._meta.app_label}_{model._meta.model_name}"
+            walk.get(superuser, f"{info}_changelist", reverse(f"{info}_changelist"))
+            for obj in model._default_manager.order_by("pk")[:3]:
+                walk.get(superuser, f"{info}_change", reverse(f"{info}_change", args=[obj.pk]))
+                walk.get(superuser, f"{info}_history", reverse(f"{info}_history", args=[obj.pk]))
+                history = getattr(obj, "history", None)
+                version = history.order_by("history_id").first() if history is not None else None
+                if version is not None and hasattr(model_admin, "history_form_view"):
+                    path = reverse(f"{info}_simple_history", args=[obj.pk, version.history_id])
+                    walk.get(superuser, f"{info}_simple_history", path)
+
+    assert not walk.unlogged, "the admin showed a patient without an access-log row:\n" + "\n".join(walk.unlogged)
+    assert not walk.clinicless, "access-log rows no clinic admin can see:\n" + "\n".join(walk.clinicless)
+    shown = {where.split(" ")[0] for where in walk.showing}
+    assert {
+        "admin:patients_patient_changelist",
+        "admin:patients_patient_change",
+        "admin:patients_patient_history",
+        "admin:patients_patient_simple_history",
+        "admin:patients_pump_changelist",
+        "admin:patients_pump_change",
+    } <= shown, shown
+    # The records that name no patient on their page (a refill shows its pump's serial) are logged too.
+    refill_read = AccessLog.objects.filter(
+        user=superuser, detail=f"Django admin: change form of refill visit {world.refill.pk}"
+    )
+    assert refill_read.get().object_id == world.patient.pk
+    listed = AccessLog.objects.filter(user=superuser, detail__startswith="Django admin: alerts list")
+    assert list(listed.values_list("clinic", flat=True)) == [world.clinic.pk]
 
 
 # --- the API schema ----------------------------------------------------------------------------
