@@ -24,6 +24,7 @@ v1 = [
     path("pumps/<int:pk>/explant/", patients_api.PumpExplantView.as_view(), name="api-pump-explant"),
     path("pumps/<int:pk>/replace/", patients_api.PumpReplaceView.as_view(), name="api-pump-replace"),
     path("pumps/<int:pk>/projection/", patients_api.ProjectionView.as_view(), name="api-pump-projection"),
+    path("pumps/<int:pk>/handover/", patients_api.HandoverSummaryView.as_view(), name="api-pump-handover"),
     path("pumps/<int:pk>/refills/", patients_api.RefillCreateView.as_view(), name="api-pump-refills"),
     path("pumps/<int:pk>/programs/", patients_api.ProgramCreateView.as_view(), name="api-pump-programs"),
     path("pumps/<int:pk>/appointments/", patients_api.AppointmentCreateView.as_view(), name="api-pump-appointments"),

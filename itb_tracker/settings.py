@@ -376,6 +376,8 @@ SPECTACULAR_SETTINGS = {
         "PatientStatusEnum": "patients.models.Patient.Status",
         "PumpStatusEnum": "patients.models.Pump.Status",
         "ExplantReasonEnum": "patients.models.Pump.ExplantReason",
+        # The projection and the handover summary both give it.
+        "ProjectionStatusEnum": "patients.depletion.STATUSES",
     },
 }
 

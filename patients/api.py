@@ -22,6 +22,7 @@ from .models import Appointment, Patient, Program, Pump, PumpModel, PumpProjecti
 from .serializers import (
     AppointmentCreateSerializer,
     AppointmentSerializer,
+    HandoverSummarySerializer,
     PatientSerializer,
     PatientUpdateSerializer,
     ProgramCreateSerializer,
@@ -329,6 +330,29 @@ class ProjectionView(PatientsApiView):
         if projection is None:
             return Response(None)
         return Response(self.serializer(ProjectionSerializer, projection).data)
+
+
+class HandoverSummaryView(PumpActionView):
+    """The handover summary a transfer sends the receiving clinic (the printable page's content)."""
+
+    serializer_class = HandoverSummarySerializer
+    permission = "patients.record_care"  # care staff (nurses, physicians) of the pump's clinic
+
+    @extend_schema(
+        responses={
+            200: HandoverSummarySerializer,
+            403: OpenApiResponse(description="Not a nurse or physician of the pump's clinic."),
+            404: OpenApiResponse(description="No such pump in the user's clinics."),
+        }
+    )
+    def get(self, request, pk):
+        """The pump's handover summary: patient, pump, drug and concentration, current program,
+        last refill, projected alarm and due dates, times in the sending clinic's zone (the read
+        is written to the access log)."""
+        pump = self.get_pump()
+        log_access(request.user, AccessLog.Action.API, pump.patient, detail=f"handover summary {pump.reference}")
+        summary = services.handover_summary(pump, now=self.get_serializer_context()["now"])
+        return Response(self.serializer(HandoverSummarySerializer, summary).data)
 
 
 # --- care records ------------------------------------------------------------------------------------------

@@ -366,7 +366,13 @@ def _fill_schema_path(path: str, params: list[str], w: World) -> str:
 def test_the_schema_walk_covers_the_patient_list_and_reads(world):
     """The schema half of the walk reaches the API's patient reads (not only the web pages)."""
     paths = {path for path, _ in _schema_get_paths()}
-    assert {"/api/v1/patients/", "/api/v1/patients/{id}/", "/api/v1/pumps/", "/api/v1/alerts/"} <= paths
+    assert {
+        "/api/v1/patients/",
+        "/api/v1/patients/{id}/",
+        "/api/v1/pumps/",
+        "/api/v1/alerts/",
+        "/api/v1/pumps/{id}/handover/",
+    } <= paths
     assert _fill_schema_path("/api/v1/pumps/{id}/projection/", ["id"], world) == (
         f"/api/v1/pumps/{world.pump.pk}/projection/"
     )

@@ -6,10 +6,10 @@ from datetime import date
 import pytest
 
 from alerts.models import Alert, AlertKind
-from clinics.models import Role
+from clinics.models import AccessLog, Role
 from patients.models import Patient, Pump, PumpProjection, RefillVisit
 
-from .factories import PatientFactory, clinic_physician, filled_pump, member, pump_model
+from .factories import PatientFactory, PumpFactory, clinic_physician, filled_pump, member, pump_model
 from .test_api_helpers import client_for, clock, url
 
 NOW = "2026-04-30T09:00:00-07:00"
@@ -329,3 +329,76 @@ def test_patient_list_queries_do_not_grow_with_pending_transfers(clinic, nurse):
     small = list_queries()
     add_patients(3)
     assert list_queries() == small
+
+
+# --- the handover summary ----------------------------------------------------------------------------------
+
+
+def get_handover(user, pump, now=NOW):
+    with clock(now):
+        return client_for(user).get(url("api-pump-handover", pump.pk))
+
+
+@pytest.mark.django_db
+def test_a_nurse_transferring_a_patient_fetches_the_handover_summary_the_page_prints(clinic, nurse):
+    pump = filled_pump(clinic, nurse, assigned_nurse=nurse, patient={"family_name": "Mover", "mrn": "MRN-HAND-1"})
+    transfer = {
+        "status": "transferred",
+        "status_reason": "Moved away",
+        "status_changed_on": "2026-04-30",
+        "transferred_to": "Tucson Clinic",
+        "accepted_first_refill_on": "2026-05-04",
+    }
+    assert patch_patient(nurse, pump.patient, transfer).status_code == 200
+
+    response = get_handover(nurse, pump)
+
+    assert response.status_code == 200, response.json()
+    summary = response.json()
+    assert summary["generated_at"] == NOW  # in the sending clinic's zone, with its offset
+    assert summary["clinic"]["timezone"] == "America/Phoenix"
+    patient = summary["patient"]
+    assert (patient["mrn"], patient["family_name"], patient["status"]) == ("MRN-HAND-1", "Mover", "transferred")
+    assert (patient["transferred_to"], patient["accepted_first_refill_on"]) == ("Tucson Clinic", "2026-05-04")
+    assert summary["pump"]["serial_number"] == pump.serial_number
+    assert summary["pump"]["assigned_nurse"] == nurse.get_full_name()
+    # The worked example (CLINICAL.md): 40 mL of 2000 mcg/mL at 600 mcg/day, numbers not strings.
+    assert summary["drug"]["concentration_mcg_per_ml"] == 2000
+    assert summary["program"]["daily_dose_mcg"] == 600
+    assert summary["last_refill"]["performed_at"] == "2026-01-05T09:00:00-07:00"
+    assert summary["last_refill"]["volume_added_ml"] == 40
+    assert summary["projection"]["refill_due_on"] == "2026-04-29"
+    assert summary["projection"]["conservative_lra_at"] == "2026-05-06T00:14:17-07:00"
+    assert summary["projection"]["status"] == "overdue"
+    # The read is in the clinic admins' access log, naming the patient.
+    read = AccessLog.objects.get(user=nurse, action=AccessLog.Action.API)
+    assert (read.clinic_id, read.object_id, read.detail) == (
+        clinic.pk,
+        pump.patient.pk,
+        f"handover summary {pump.reference}",
+    )
+
+
+@pytest.mark.django_db
+def test_a_pump_never_filled_hands_over_with_no_drug_refill_or_projection(clinic, nurse):
+    pump = PumpFactory(patient=PatientFactory(clinic=clinic))
+
+    response = get_handover(nurse, pump)
+
+    assert response.status_code == 200, response.json()
+    summary = response.json()
+    assert summary["pump"]["serial_number"] == pump.serial_number
+    assert (summary["drug"], summary["program"], summary["last_refill"], summary["projection"]) == (None,) * 4
+
+
+@pytest.mark.django_db
+def test_the_handover_summary_is_for_the_clinics_care_staff_and_another_clinics_pump_answers_404(
+    clinic, other_clinic, nurse, clinic_admin
+):
+    pump = filled_pump(clinic, nurse)
+    assert get_handover(clinic_physician(clinic), pump).status_code == 200
+    assert get_handover(clinic_admin, pump).status_code == 403
+    other_nurse = member(other_clinic, Role.NURSE, username="other-nurse")
+    assert get_handover(other_nurse, pump).status_code == 404  # as if it did not exist
+    assert get_handover(None, pump).status_code in (401, 403)
+    assert not AccessLog.objects.filter(user__in=[clinic_admin, other_nurse]).exists()

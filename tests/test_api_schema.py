@@ -47,6 +47,7 @@ CONTRACT = {
     "/api/v1/appointments/{id}/cancel/": {"post"},
     "/api/v1/pumps/{id}/events/": {"post"},
     "/api/v1/pumps/{id}/projection/": {"get"},
+    "/api/v1/pumps/{id}/handover/": {"get"},
     "/api/v1/staff/": {"post"},
 }
 

@@ -5,7 +5,7 @@ scope); every clinical rule is the service's (``patients.services``), which refu
 Output serializers show times in the pump's clinic's zone.
 
 The package is split by resource (``catalogue``, ``patients``, ``pumps`` with implant, explant
-and replace, ``refills``, ``programs``, ``appointments``, ``events``; ``common``: the shared
+and replace, ``refills``, ``programs``, ``appointments``, ``events``, ``handover``; ``common``: the shared
 field shapes and helpers); every public name is importable from ``patients.serializers`` itself.
 """
 
@@ -28,6 +28,7 @@ from .common import (
     volume,
 )
 from .events import PumpEventCreateSerializer, PumpEventSerializer
+from .handover import HandoverSummarySerializer
 from .patients import PATIENT_RISK_HELP, PatientSerializer, PatientUpdateSerializer
 from .programs import ProgramCreateSerializer, ProgramSerializer
 from .pumps import (
@@ -78,4 +79,5 @@ __all__ = [
     "ScheduledAppointmentSerializer",
     "PumpEventCreateSerializer",
     "PumpEventSerializer",
+    "HandoverSummarySerializer",
 ]
