@@ -336,12 +336,11 @@ class HandoverSummaryView(PumpActionView):
     """The handover summary a transfer sends the receiving clinic (the printable page's content)."""
 
     serializer_class = HandoverSummarySerializer
-    permission = "patients.record_care"  # care staff (nurses, physicians) of the pump's clinic
+    permission = "patients.view_record"  # a read: every member of the pump's clinic, as the page
 
     @extend_schema(
         responses={
             200: HandoverSummarySerializer,
-            403: OpenApiResponse(description="Not a nurse or physician of the pump's clinic."),
             404: OpenApiResponse(description="No such pump in the user's clinics."),
         }
     )
