@@ -9,15 +9,66 @@ from .factories import ClinicFactory, enrol_authenticator, member
 
 ON_CI = os.environ.get("CI", "").lower() == "true"
 
+# ITB_TEST_CLOCK=2027-03-14T09:30:00Z runs the whole session on a clock starting at that instant
+# (time_machine, ticking), to check that no test depends on the day or hour it runs. Tests with
+# their own ``time_machine.travel`` nest inside it. Subprocesses (a Celery worker, gunicorn,
+# ``make run``) keep the real clock: tests marked ``services`` are skipped under it.
+TEST_CLOCK = os.environ.get("ITB_TEST_CLOCK", "").strip()
+_test_clock_travel = None
+
+
+def _test_clock_instant(value: str):
+    import datetime
+
+    try:
+        instant = datetime.datetime.fromisoformat(value)
+    except ValueError:
+        instant = None
+    if instant is None or instant.tzinfo is None:
+        raise pytest.UsageError(
+            f"ITB_TEST_CLOCK={value!r}: expected an ISO 8601 instant with its offset, e.g. 2027-03-14T09:30:00Z"
+        )
+    return instant
+
+
+def pytest_configure(config):
+    """Start the session clock before anything else (settings, the test database, any test)."""
+    global _test_clock_travel
+    if TEST_CLOCK and _test_clock_travel is None:
+        import time_machine
+
+        _test_clock_travel = time_machine.travel(_test_clock_instant(TEST_CLOCK), tick=True)
+        _test_clock_travel.start()
+
+
+def pytest_unconfigure(config):
+    global _test_clock_travel
+    if _test_clock_travel is not None:
+        _test_clock_travel.stop()
+        _test_clock_travel = None
+
+
+def pytest_report_header(config):
+    if TEST_CLOCK:
+        return f"ITB_TEST_CLOCK: the session clock started at {TEST_CLOCK} (services tests skipped)"
+    return None
+
 
 def pytest_collection_modifyitems(config, items):
-    """PostgreSQL-only tests belong to CI's PostgreSQL pass: skipped on SQLite."""
+    """PostgreSQL-only tests belong to CI's PostgreSQL pass: skipped on SQLite. Under
+    ITB_TEST_CLOCK, tests that start real processes are skipped: those run on the real clock."""
     from django.conf import settings
 
     on_postgres = settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
     for item in items:
         if "postgres" in item.keywords and not on_postgres:
             item.add_marker(pytest.mark.skip(reason="needs PostgreSQL (DATABASE_URL=postgres://…)"))
+        if TEST_CLOCK and "services" in item.keywords:
+            item.add_marker(
+                pytest.mark.skip(
+                    reason=f"ITB_TEST_CLOCK={TEST_CLOCK}: its subprocesses (Celery worker, server) run on the real clock"
+                )
+            )
 
 
 def service_unavailable(reason: str):
