@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import time_machine
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -25,9 +26,17 @@ class TestCA:
     key_file: Path
 
 
+def real_now() -> datetime.datetime:
+    """The machine's clock, also under time_machine (a test's travel, ``ITB_TEST_CLOCK``)."""
+    if time_machine.escape_hatch.is_travelling():
+        return time_machine.escape_hatch.datetime.datetime.now(datetime.UTC)
+    return datetime.datetime.now(datetime.UTC)
+
+
 def make_ca(directory: Path, names: list[str]) -> TestCA:
-    """A throw-away CA and a server certificate for ``names`` signed by it."""
-    now = datetime.datetime.now(datetime.UTC)
+    """A throw-away CA and a server certificate for ``names`` signed by it, valid around the real
+    time: OpenSSL checks them on the machine's clock, not on a test's time_machine clock."""
+    now = real_now()
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ITB test CA")])
     ca_cert = (
