@@ -1,17 +1,18 @@
 """Battery end of service (CLINICAL.md): the ERI date from a reported alarm, the projected end of
 service, and the replacement alert's steps; and risk flags moving margins and severities."""
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from alerts import engine
 from alerts.models import Alert, AlertKind, Severity
+from clinics.models import Role
 from patients import services
 from patients.models import PumpEvent, PumpModel, PumpProjection
 
-from .factories import PatientFactory, PumpFactory, filled_pump, pump_model
+from .factories import ClinicFactory, PatientFactory, PumpFactory, filled_pump, member, pump_model
 
 PHX = ZoneInfo("America/Phoenix")
 
@@ -130,3 +131,17 @@ def test_a_new_risk_flag_moves_the_due_date_and_raises_open_alerts_a_cleared_one
     assert PumpProjection.objects.get(pump=pump).unmoved_refill_due_on == date(2026, 4, 27)  # 7 + 2 days
     alert.refresh_from_db()
     assert alert.severity == Severity.CRITICAL  # never lowered under a person's feet
+
+
+@pytest.mark.django_db
+def test_an_auckland_clinics_replacement_reminder_starts_on_its_own_first_day_of_the_warning_window(nurse):
+    # Auckland is ahead of UTC: at 01:00 on 2 December there it is still 1 December in UTC. A pump
+    # whose ERI date is exactly the warning window away from the clinic's day is due its reminder
+    # now, not once the UTC date catches up half a day later.
+    clinic = ClinicFactory(name="Auckland Test Clinic", timezone="Pacific/Auckland")
+    nurse_there = member(clinic, Role.NURSE, username="nurse-akl")
+    window = timedelta(days=clinic.replacement_warning_days)
+    now = datetime(2026, 12, 1, 12, tzinfo=UTC)  # the scan's clock: 01:00 on 2 December in Auckland
+    pump = filled_pump(clinic, nurse_there, now - timedelta(days=20), eri_on=date(2026, 12, 2) + window)
+    engine.evaluate_conditions(now)
+    assert replacement_alert(pump).severity == Severity.REMINDER

@@ -4,7 +4,7 @@ drift, replacement, unsigned dose orders), each as one set-based, indexed query.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -137,7 +137,9 @@ def wanted_alerts(now: datetime, pump_ids=None) -> dict[str, Wanted]:
     # window before the ERI date, urgent once ERI is reached (reported), critical within 30 days of
     # the end of service (ERI + the model's days). A replacement booked before the end of service
     # quiets it, as a booked refill quiets a refill reminder.
-    horizon = (now + timedelta(days=longest_warning_days)).date()
+    # A prefilter on the UTC date: a zone ahead of UTC is already a day further on (its own check
+    # below decides), so the horizon reaches one day past the longest window.
+    horizon = now.astimezone(UTC).date() + timedelta(days=longest_warning_days + 1)
     first_booking = (
         Appointment.objects.filter(
             pump=OuterRef("pk"), kind=Appointment.Kind.REPLACEMENT, status=Appointment.Status.SCHEDULED
