@@ -57,6 +57,15 @@ def order(pump, nurse, physician):
     return nurse_orders(pump, nurse, physician)
 
 
+@pytest.fixture
+def recorded_on_the_order_day():
+    """The pump page lists the record history, whose rows are stamped with the clock: the pump, its
+    fill and the order are recorded on the order's day, not whenever the test runs (at 05:55Z,
+    22:55 in Phoenix, a row read "22:55"). List it before the records' fixtures."""
+    with time_machine.travel(ORDERED, tick=True):
+        yield
+
+
 def order_alerts():
     return Alert.objects.filter(kind=AlertKind.ORDER_UNSIGNED)
 
@@ -265,14 +274,14 @@ def test_pump_page_offers_no_countersign_button_to_a_nurse(client, order, nurse)
 
 
 @pytest.mark.django_db
-def test_pump_page_shows_who_countersigned_and_when_in_clinic_time(client, order, physician):
+def test_pump_page_shows_who_countersigned_and_when_in_clinic_time(recorded_on_the_order_day, client, order, physician):
     physician.first_name, physician.last_name = "Ada", "Okafor"
     physician.save()
-    services.countersign_program(
-        program=order, actor=physician, now=datetime(2026, 2, 1, 22, 55, tzinfo=ZoneInfo("UTC"))
-    )
-    client.force_login(physician)
+    countersigned_at = datetime(2026, 2, 1, 22, 55, tzinfo=ZoneInfo("UTC"))
+    with time_machine.travel(countersigned_at, tick=False):  # its record-history row: this moment
+        services.countersign_program(program=order, actor=physician, now=countersigned_at)
     with time_machine.travel(ORDERED + timedelta(hours=30), tick=False):
+        client.force_login(physician)
         page = client.get(reverse("pump-detail", args=[order.pump_id])).content.decode()
     assert "Yes, by Ada Okafor, 2026-02-01 15:55" in page
     assert "22:55" not in page
