@@ -3,8 +3,10 @@ before it starts on the banner, adds a swap, covers the gap, and reads the next 
 
 import re
 from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
+import time_machine
 from django.utils import timezone
 from playwright.sync_api import expect
 
@@ -15,6 +17,8 @@ from clinics.models import Membership, Role, RotaOverride, Rotation
 from ..factories import PASSWORD, ClinicFactory, member
 from .conftest import log_in, screenshot
 
+NEW_YORK = ZoneInfo("America/New_York")
+
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.xdist_group("e2e"),
@@ -22,7 +26,21 @@ pytestmark = [
 ]
 
 
-def test_admin_builds_a_two_nurse_rotation_adds_a_swap_and_sees_eight_weeks(live_server, page, console_errors):
+@pytest.fixture
+def wednesday_morning_in_new_york():
+    """The clock runs from this week's Wednesday, 10:00 in New York: the next 8 weeks the rota page
+    shows from now then hold eight hand-overs, four each, from the next Monday. On a Monday before
+    08:00 (CI at 06:58Z) the first hand-over was a week off, the window held seven, and Olive's
+    fourth turn fell outside it. The live server's thread shares the clock."""
+    today = timezone.now().astimezone(NEW_YORK).date()
+    wednesday = rota.next_weekday_on_or_after(today, 2)
+    with time_machine.travel(datetime.combine(wednesday, time(10), tzinfo=NEW_YORK), tick=True):
+        yield
+
+
+def test_admin_builds_a_two_nurse_rotation_adds_a_swap_and_sees_eight_weeks(
+    wednesday_morning_in_new_york, live_server, page, console_errors
+):
     clinic = ClinicFactory(name="Hudson Pump Clinic (test)", timezone="America/New_York")
     admin = member(clinic, Role.CLINIC_ADMIN, username="ada", first_name="Ada", last_name="Admin")
     member(clinic, Role.NURSE, username="nora", first_name="Nora", last_name="Quill")
