@@ -30,7 +30,6 @@ from .events import (
     is_emergency,
     record_pump_event,
 )
-from .intake import FILL_FIELDS
 from .lifecycle import (
     PENDING_STATUS_PREFETCH,
     apply_due_status_changes,
@@ -79,6 +78,7 @@ from .records import (
     update_pump,
 )
 from .refills import (
+    FILL_FIELDS,
     EmptyReservoir,
     expected_residual_ml,
     refill_after_empty,

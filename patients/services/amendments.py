@@ -22,26 +22,9 @@ from .programs import (
     program_in_effect,
 )
 from .projections import recompute_projection
-from .refills import REFILL_TEXTS, _check_residual, _refill_text_errors, residual_check
+from .refills import FILL_FIELDS, REFILL_TEXTS, _check_residual, _refill_text_errors, residual_check
 
-AMENDABLE_REFILL_FIELDS = {
-    "performed_at",
-    "aspirated_ml",
-    "volume_added_ml",
-    "concentration_mcg_per_ml",
-    "daily_dose_mcg",
-    "bolus_mcg_per_day",
-    "drug_product",
-    "drug_lot",
-    "drug_expires_on",
-    "performed_elsewhere",
-    "stop_reason",
-    "discrepancy_reason",
-    "dose_change_confirmed",
-    "ordered_by",
-    "outside_prescriber",
-    "notes",
-}
+AMENDABLE_REFILL_FIELDS = FILL_FIELDS - {"withdrawal_signs"}
 
 
 @transaction.atomic

@@ -36,28 +36,7 @@ from .projections import (
 )
 from .recording import plan_refill
 from .records import _pump_field_errors
-from .refills import _refill_errors
-
-# record_refill's arguments other than the pump, the actor and now.
-FILL_FIELDS = {
-    "performed_at",
-    "aspirated_ml",
-    "volume_added_ml",
-    "concentration_mcg_per_ml",
-    "daily_dose_mcg",
-    "bolus_mcg_per_day",
-    "drug_product",
-    "drug_lot",
-    "drug_expires_on",
-    "performed_elsewhere",
-    "stop_reason",
-    "discrepancy_reason",
-    "dose_change_confirmed",
-    "ordered_by",
-    "outside_prescriber",
-    "withdrawal_signs",
-    "notes",
-}
+from .refills import FILL_FIELDS, _refill_errors
 
 
 @dataclass(frozen=True)

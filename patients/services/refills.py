@@ -31,6 +31,30 @@ from .projections import _fill_for, catalogue_products
 
 # --- the visit's own checks -------------------------------------------------------------
 
+# record_refill's arguments other than the pump, the actor and now (a first fill's too; an
+# amendment may change all but the withdrawal signs, which belong to the visit as it happened).
+FILL_FIELDS = frozenset(
+    {
+        "performed_at",
+        "aspirated_ml",
+        "volume_added_ml",
+        "concentration_mcg_per_ml",
+        "daily_dose_mcg",
+        "bolus_mcg_per_day",
+        "drug_product",
+        "drug_lot",
+        "drug_expires_on",
+        "performed_elsewhere",
+        "stop_reason",
+        "discrepancy_reason",
+        "dose_change_confirmed",
+        "ordered_by",
+        "outside_prescriber",
+        "withdrawal_signs",
+        "notes",
+    }
+)
+
 # Free text of a visit; the last two are stored on the program it starts.
 REFILL_TEXTS = ("notes", "discrepancy_reason", "drug_lot", "performed_elsewhere", "stop_reason", "outside_prescriber")
 PROGRAM_TEXTS = {"stop_reason", "outside_prescriber"}
