@@ -1,4 +1,4 @@
-"""Writes on clinics and staff, one function each, one transaction each (as patients/services.py).
+"""Writes on clinics and staff, one function each, one transaction each (as the patients/services package).
 
 A refusal raises ``django.core.exceptions.ValidationError`` with a message per field and stores
 nothing. Permission checks belong to the caller (the API view or page).

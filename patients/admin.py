@@ -1,5 +1,5 @@
 """Django admin: catalogues are edited here; clinical records are read-only (their writes go
-through patients/services.py so projections, alerts and history stay right)."""
+through the patients/services package so projections, alerts and history stay right)."""
 
 from django.contrib import admin
 from simple_history.admin import SimpleHistoryAdmin

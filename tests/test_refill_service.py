@@ -1,4 +1,4 @@
-"""The refill workflow through patients/services.py (the one way every client writes)."""
+"""The refill workflow through the patients/services package (the one way every client writes)."""
 
 from datetime import datetime, timedelta
 from decimal import Decimal as D
