@@ -26,8 +26,8 @@ from .context import alert_context
 from .models import PHYSICIAN_REVIEW_KINDS, Alert, AlertKind, ContactMethod, FailingAddress, Notification, Severity
 from .review_forms import ReviewConclusionForm
 
-# The review queue lists this many of each (oldest first); a clinic with more has a backlog to clear.
-REVIEW_QUEUE_LIMIT = 200
+# The review queue shows this many of each list a page (each list has its own pages).
+REVIEW_QUEUE_PAGE = 50
 
 
 # The inbox's filters, kept in the session so that they survive leaving the inbox and coming back
@@ -138,17 +138,21 @@ def review_queue(request):
     clinic_ids = review_clinic_ids(request.user)
     if clinic_ids == []:
         raise PermissionDenied("The review queue is for physicians.")
-    orders = list(
+    orders_page = Paginator(
         orders_to_countersign(request.user, clinic_ids).select_related(
             "pump__patient__clinic", "pump__pump_model", "ordered_by", "entered_by"
-        )[:REVIEW_QUEUE_LIMIT]
-    )
-    reviews = list(
+        ),
+        REVIEW_QUEUE_PAGE,
+    ).get_page(request.GET.get("orders_page"))
+    reviews_page = Paginator(
         open_reviews(clinic_ids)
         .select_related("pump__patient", "pump__pump_model", "clinic", "acknowledged_by")
-        .order_by("raised_at", "pk")[:REVIEW_QUEUE_LIMIT]
-    )
-    counts = Counter(alert.kind for alert in reviews)
+        .order_by("raised_at", "pk"),
+        REVIEW_QUEUE_PAGE,
+    ).get_page(request.GET.get("reviews_page"))
+    orders, reviews = list(orders_page.object_list), list(reviews_page.object_list)
+    # The counts are of the whole queue, not of the page shown.
+    counts = Counter(dict(open_reviews(clinic_ids).values_list("kind").annotate(n=Count("pk")).order_by()))
     now = timezone.now()
     overdue_before = now - timedelta(hours=settings.ORDER_COUNTERSIGN_HOURS)
     zones = sorted({o.pump.patient.clinic.timezone for o in orders} | {a.clinic.timezone for a in reviews})
@@ -164,10 +168,11 @@ def review_queue(request):
         {
             "orders": orders,
             "reviews": reviews,
+            "orders_page": orders_page,
+            "reviews_page": reviews_page,
             "kind_counts": [(label, counts[k]) for k, label in AlertKind.choices if k in PHYSICIAN_REVIEW_KINDS],
             "overdue_before": overdue_before,
             "countersign_hours": settings.ORDER_COUNTERSIGN_HOURS,
-            "limit": REVIEW_QUEUE_LIMIT,
             "zones": zones,
         },
     )

@@ -215,6 +215,41 @@ def test_review_queue_shows_no_other_clinics_orders(client, other_clinic, orders
 
 
 @pytest.mark.django_db
+def test_a_physician_with_a_long_backlog_pages_through_every_review_and_order(
+    client, clinic, nurse, physician, orders, monkeypatch
+):
+    monkeypatch.setattr("alerts.views.REVIEW_QUEUE_PAGE", 2)
+    theirs, mine = orders
+    third = services.change_program(
+        pump=filled_pump(clinic, nurse, refill={"ordered_by": physician}),
+        actor=nurse,
+        effective_at=NOW,
+        daily_dose_mcg=D(650),
+        ordered_by=physician,
+        now=NOW,
+    )
+    reviews = [
+        raise_alert(new_pump(clinic), AlertKind.RESIDUAL_DISCREPANCY, raised_at=NOW - timedelta(hours=hours))
+        for hours in (3, 2, 1)
+    ]
+    client.force_login(physician)
+    first = review_page(client)
+    assert [a.pk for a in first.context["reviews"]] == [r.pk for r in reviews[:2]]  # oldest first
+    page = first.content.decode()
+    # The counts are the whole queue's, not the page's.
+    assert "<strong>3</strong> orders to countersign · <strong>3</strong> open reviews" in page
+    assert "Residual volume discrepancy: 3" in page
+    assert 'aria-label="Pages of open reviews"' in page and "Page 1 of 2" in page
+    with time_machine.travel(NOW, tick=False):
+        second = client.get(reverse("review-queue"), {"orders_page": 2, "reviews_page": 2})
+    assert [a.pk for a in second.context["reviews"]] == [reviews[2].pk]
+    assert [o.pk for o in second.context["orders"]] == [theirs.pk]  # the physician's own two came first
+    assert {mine.pk, third.pk} == {o.pk for o in first.context["orders"]}
+    # Each list's links keep the other list's page.
+    assert "?orders_page=2&amp;reviews_page=1" in second.content.decode()
+
+
+@pytest.mark.django_db
 def test_review_queue_queries_do_not_grow_with_the_orders_and_alerts(client, clinic, nurse, physician, orders):
     client.force_login(physician)
     raise_alert(new_pump(clinic), AlertKind.DELIVERY_DRIFT, Severity.REVIEW)
