@@ -125,12 +125,7 @@ def deliver(notification_id: int, now: datetime | None = None) -> str:
             kind=AlertEvent.Kind.DELIVERED,
             detail=f"{notification.get_channel_display()} to {_who(notification)}",
         )
-        FailingAddress.objects.filter(
-            clinic_id=alert.clinic_id,
-            channel=notification.channel,
-            address=notification.address,
-            cleared_at__isnull=True,
-        ).update(cleared_at=done)
+        address_works(alert.clinic_id, notification.channel, notification.address, done)
     return "sent"
 
 
@@ -180,25 +175,38 @@ def retry_or_fail(outbox, row, error: str, now: datetime, *, send, fail, what: s
     return "retry"
 
 
+def address_failed(clinic_id: int, channel: str, address: str, error: str, now: datetime) -> None:
+    """An address failed for good: listed for the clinic's admins until a send to it works again.
+    Notifications and the monthly report digest (an admin's email) both report here."""
+    failing, created = FailingAddress.objects.get_or_create(
+        clinic_id=clinic_id,
+        channel=channel,
+        address=address,
+        defaults={"first_failed_at": now, "last_failed_at": now, "last_error": error[:500]},
+    )
+    if not created:
+        failing.last_failed_at = now
+        failing.last_error = error[:500]
+        if failing.cleared_at is not None:
+            failing.cleared_at = None
+            failing.first_failed_at = now
+        failing.save()
+
+
+def address_works(clinic_id: int, channel: str, address: str, now: datetime) -> None:
+    """A send to the address worked: it leaves the clinic's failing-addresses list."""
+    FailingAddress.objects.filter(
+        clinic_id=clinic_id, channel=channel, address=address, cleared_at__isnull=True
+    ).update(cleared_at=now)
+
+
 def _fail(notification, error: str, now: datetime) -> str:
     alert = notification.alert
     with transaction.atomic():
         Notification.objects.filter(pk=notification.pk, status=Notification.Status.SENDING).update(
             status=Notification.Status.FAILED, lease_until=None, last_error=error[:500]
         )
-        failing, created = FailingAddress.objects.get_or_create(
-            clinic_id=alert.clinic_id,
-            channel=notification.channel,
-            address=notification.address,
-            defaults={"first_failed_at": now, "last_failed_at": now, "last_error": error[:500]},
-        )
-        if not created:
-            failing.last_failed_at = now
-            failing.last_error = error[:500]
-            if failing.cleared_at is not None:
-                failing.cleared_at = None
-                failing.first_failed_at = now
-            failing.save()
+        address_failed(alert.clinic_id, notification.channel, notification.address, error, now)
         AlertEvent.objects.create(
             alert=alert,
             at=now,

@@ -27,7 +27,8 @@ from django.utils import timezone
 
 from alerts.channels import Permanent, Transient
 from alerts.channels import email as email_channel
-from alerts.delivery import claim_row, publish_rows, retry_or_fail, take_for_broker
+from alerts.delivery import address_failed, address_works, claim_row, publish_rows, retry_or_fail, take_for_broker
+from alerts.models import Channel
 from clinics.calendar import ClinicCalendar, calendars_of
 from clinics.models import Clinic, Membership, Role
 from itb_tracker.celery import app
@@ -241,20 +242,26 @@ def deliver(digest_id: int, now: datetime | None = None) -> str:
             str(exc),
             now,
             send=enqueue_delivery,  # looked up here, at call time (tests replace it)
-            fail=lambda error: _fail(digest, error),
+            fail=lambda error: _fail(digest, error, now),
             what="report digest",
         )
     except Permanent as exc:
-        return _fail(digest, str(exc))
-    DigestDelivery.objects.filter(pk=digest_id, status=DigestDelivery.Status.SENDING).update(
-        status=DigestDelivery.Status.SENT, sent_at=now, lease_until=None, last_error=""
-    )
+        return _fail(digest, str(exc), now)
+    with transaction.atomic():
+        DigestDelivery.objects.filter(pk=digest_id, status=DigestDelivery.Status.SENDING).update(
+            status=DigestDelivery.Status.SENT, sent_at=now, lease_until=None, last_error=""
+        )
+        address_works(digest.clinic_id, Channel.EMAIL, digest.address, now)
     return "sent"
 
 
-def _fail(digest: DigestDelivery, error: str) -> str:
-    DigestDelivery.objects.filter(pk=digest.pk, status=DigestDelivery.Status.SENDING).update(
-        status=DigestDelivery.Status.FAILED, lease_until=None, last_error=error[:500]
-    )
+def _fail(digest: DigestDelivery, error: str, now: datetime) -> str:
+    """The digest failed for good: the admin's address joins the clinic's failing-addresses list,
+    as a failed notification's does."""
+    with transaction.atomic():
+        DigestDelivery.objects.filter(pk=digest.pk, status=DigestDelivery.Status.SENDING).update(
+            status=DigestDelivery.Status.FAILED, lease_until=None, last_error=error[:500]
+        )
+        address_failed(digest.clinic_id, Channel.EMAIL, digest.address, f"monthly report digest: {error}", now)
     log.warning("report digest %s failed: %s", digest.pk, error)
     return "failed"

@@ -12,6 +12,7 @@ from django.conf import settings as django_settings
 from django.core import mail
 from django.db import IntegrityError, transaction
 
+from alerts.models import Channel, FailingAddress
 from clinics.models import ClinicClosure, Membership, Role
 from reports import digest
 from reports.models import DigestDelivery
@@ -199,6 +200,33 @@ def test_a_permanent_refusal_fails_the_digest_without_retrying(
     outcomes = deliver_all(FIRST_OPEN, published)
     assert outcomes == ["failed", "failed"]
     assert run(FIRST_OPEN + timedelta(hours=1), django_capture_on_commit_callbacks)["enqueued"] == 0
+
+
+def test_an_admins_address_refusing_the_digest_joins_the_failing_addresses_until_a_digest_arrives(
+    clinic, admins, training_day, published, django_capture_on_commit_callbacks, monkeypatch
+):
+    """As a failed notification's address does: listed for the clinic's admins (a digest is an
+    email), and cleared when the next month's digest to it is delivered."""
+    ana = "ana@clinic.example"
+
+    def refuse_ana(subject, body, address):
+        if address == ana:
+            raise digest.Permanent("recipient refused: 550")
+
+    monkeypatch.setattr(digest.email_channel, "send_text", refuse_ana)
+    run(FIRST_OPEN, django_capture_on_commit_callbacks)
+    assert sorted(deliver_all(FIRST_OPEN, published)) == ["failed", "sent"]
+    failing = FailingAddress.objects.get(clinic=clinic, cleared_at__isnull=True)
+    assert (failing.channel, failing.address) == (Channel.EMAIL, ana)
+    assert failing.last_error == "monthly report digest: recipient refused: 550"
+    assert failing.first_failed_at == FIRST_OPEN
+
+    monkeypatch.setattr(digest.email_channel, "send_text", lambda subject, body, address: None)
+    january = datetime(2027, 1, 4, 8, 0, tzinfo=PHX)  # December's digest is due by this Monday
+    run(january, django_capture_on_commit_callbacks)
+    assert deliver_all(january, published) == ["sent", "sent"]
+    failing.refresh_from_db()
+    assert failing.cleared_at == january
 
 
 def test_a_digest_whose_sender_died_is_sent_by_the_next_run(
