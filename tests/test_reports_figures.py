@@ -368,6 +368,9 @@ def test_the_report_and_trend_take_the_same_queries_for_more_pumps_and_refills()
         counts.append((len(report_queries), len(trend_queries)))
     assert counts[0] == counts[1], counts
     assert counts[0][0] <= 20
+    # The trend: eight queries grouped by month, and eight a month (margins, acknowledge and
+    # resolve times, empty days' two, rota_plans' three): 8 + 12 × 8 (docs/reports.md).
+    assert counts[0][1] == 8 + 12 * 8, counts
 
 
 def test_benchmark_reports_prints_time_and_queries_and_keeps_nothing():
@@ -421,3 +424,35 @@ def test_physician_review_conclusions_are_counted_by_outcome_in_the_period_they_
     trend = dict(monthly_trend(clinic, Period.month(2026, 11), months=2, now=NOW)["review_conclusions"])
     assert trend[date(2026, 10, 1)] == 1
     assert trend[date(2026, 11, 1)] == 2
+
+
+def test_the_trend_equals_a_report_for_each_of_its_months(fixture_clinic):
+    """Each month of the trend holds exactly the figure of that month's own report: over the
+    fixture (the New York daylight-saving change, the amended refill, the mid-period explant, a
+    review concluded each side of a month's end) and a last month that holds ``now``."""
+    clinic, pumps, refills, _nurse = fixture_clinic
+    physician = Membership.objects.get(clinic=clinic, role=Role.PHYSICIAN).user
+    for pump, refill, outcome, concluded in (
+        ("C", "C1", ReviewConclusion.Outcome.CATHETER, at(11, 1, 3, 30)),  # 10-31 23:30 EDT: October
+        ("A", "A1", ReviewConclusion.Outcome.ENTRY_ERROR, at(11, 1, 4, 30)),  # 11-01 00:30 EDT: November
+    ):
+        alert = Alert.objects.create(
+            clinic=clinic,
+            pump=pumps[pump],
+            refill=refills[refill],
+            kind=AlertKind.RESIDUAL_DISCREPANCY,
+            severity=Severity.URGENT,
+            dedupe_key=f"residual_discrepancy:refill:{refills[refill].pk}",
+            status=Alert.Status.TRIGGERED,
+            raised_at=concluded - timedelta(days=2),
+        )
+        conclude_review(alert=alert, actor=physician, outcome=outcome, action="none", now=concluded)
+    last = Period.month(2026, 12)
+    trend = monthly_trend(clinic, last, now=NOW)
+    months = [month for month, _value in trend["refills_count"]]
+    assert months[0] == date(2026, 1, 1) and months[-1] == date(2026, 12, 1)
+    reports = [clinic_report(clinic, Period.month(m.year, m.month), now=NOW) for m in months]
+    expected = {key: [(m, r.figure(key).value) for m, r in zip(months, reports, strict=True)] for key in trend}
+    assert trend == expected
+    assert dict(trend["review_conclusions"])[date(2026, 10, 1)] == 1
+    assert dict(trend["days_empty"])[date(2026, 12, 1)] is not None
