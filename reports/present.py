@@ -1,6 +1,6 @@
 """How the page, the CSV and the digest show a figure: one formatting for all three.
 
-Figures carry counts, shares and durations only (reports/figures.py); nothing here adds a
+Figures carry counts, shares and durations only (the reports/figures package); nothing here adds a
 patient identifier. Nurses appear by full name in the workload breakdown: staff, not patients.
 """
 

@@ -126,7 +126,7 @@ class RefillVisit(models.Model):
     amended_at = models.DateTimeField(null=True, blank=True)
     amend_reason = models.TextField(**REASON)
     # What the pump's projection said just before this refill (the previous fill's), stored when
-    # the refill is recorded and never changed by an amendment, so the reports (reports/figures.py)
+    # the refill is recorded and never changed by an amendment, so the reports (reports/figures/)
     # never depend on later edits. Empty for a first fill.
     prior_due_on = models.DateField("due date in force before the refill", null=True, blank=True)
     prior_unmoved_due_on = models.DateField(null=True, blank=True)
